@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("aucseg.commands.predict", "write colour masks and overlays for images"),
     "compare": ("aucseg.commands.compare", "compare two metric files side by side (table + PNG)"),
     "demo": ("aucseg.commands.demo", "CE vs AUCSeg on generated long-tail scenes, with a report"),
-    "convert": ("aucseg.commands.convert", "rewrite any accepted checkpoint as a clean aucseg file"),
+    "convert": ("aucseg.commands.convert", "rewrite a checkpoint as a clean aucseg file"),
     "convert-labels": (
         "aucseg.commands.convert_labels",
         "convert raw Cityscapes / COCO-Stuff labels to train ids",
