@@ -1,0 +1,39 @@
+"""Datasets, label conversion and training/test transforms.
+
+Public entry points: :func:`build_dataset` / :data:`DATASETS`, the dataset classes, the
+pipelines :func:`~aucseg.data.transforms.build_train_pipeline` and
+:func:`~aucseg.data.transforms.build_test_pipeline`, :func:`seed_worker` for DataLoaders and
+:data:`OFFICIAL_TAIL_CLASSES`.
+"""
+
+from aucseg.data.classes import OFFICIAL_TAIL_CLASSES
+from aucseg.data.datasets import (
+    DATASETS,
+    IGNORE_INDEX,
+    ADE20KDataset,
+    CityscapesDataset,
+    COCOStuffDataset,
+    FolderDataset,
+    SegDataset,
+    build_dataset,
+)
+from aucseg.data.io import read_image, read_label, write_label
+from aucseg.data.transforms import build_test_pipeline, build_train_pipeline, seed_worker
+
+__all__ = [
+    "DATASETS",
+    "IGNORE_INDEX",
+    "OFFICIAL_TAIL_CLASSES",
+    "ADE20KDataset",
+    "COCOStuffDataset",
+    "CityscapesDataset",
+    "FolderDataset",
+    "SegDataset",
+    "build_dataset",
+    "build_test_pipeline",
+    "build_train_pipeline",
+    "read_image",
+    "read_label",
+    "seed_worker",
+    "write_label",
+]

@@ -1,0 +1,103 @@
+"""Reading and writing images and label maps, with errors that name the file.
+
+Images are decoded with OpenCV (as the official pipeline does) and returned in RGB order;
+label maps are decoded with Pillow without any colour conversion (palette PNGs give indices).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+def _existing_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path} (check the path and the layout)")
+    return path
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB.
+
+    Args:
+        path: image file (any format OpenCV decodes: JPEG, PNG, ...). Grey images are expanded
+            to three channels and an alpha channel is dropped.
+
+    Returns:
+        (H, W, 3) uint8 array in RGB order.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is empty, corrupt or not an image.
+    """
+    path = _existing_file(path, "image")
+    # np.fromfile + imdecode instead of imread: works with non-ASCII paths on every platform.
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(
+            f"cannot decode image file {path}: it is empty, corrupt or not an image; "
+            "re-download or remove it"
+        )
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    """Read a single-channel label map (ids stored as pixel values, e.g. an 8-bit PNG).
+
+    Args:
+        path: label file; 8-bit, 16-bit or palette ("P" mode) single-channel image.
+
+    Returns:
+        (H, W) int64 array of the stored ids (no label convention applied).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is corrupt, not an image, or has several channels.
+    """
+    path = _existing_file(path, "label")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            label = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(
+            f"cannot decode label file {path}: {err}; re-download or regenerate it"
+        ) from err
+    if label.ndim != 2:
+        raise ValueError(
+            f"label file {path} has shape {label.shape}; a label map must be single-channel "
+            "(H, W) with class ids as values (colour-coded masks must be converted to ids first)"
+        )
+    return label.astype(np.int64)
+
+
+def write_label(path: str | Path, label: np.ndarray) -> None:
+    """Write a label map as an 8-bit single-channel PNG (parent folders are created).
+
+    Args:
+        path: output file; should end in ``.png`` (lossless).
+        label: (H, W) integer array with values in [0, 255].
+
+    Raises:
+        ValueError: wrong shape, non-integer dtype, or values outside [0, 255].
+    """
+    path = Path(path)
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label must have shape (H, W), got {label.shape} for {path}")
+    if not (np.issubdtype(label.dtype, np.integer) or label.dtype == np.bool_):
+        raise ValueError(f"label must have an integer dtype, got {label.dtype} for {path}")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(
+            f"label values must lie in [0, 255] to be stored as 8-bit PNG, got range "
+            f"[{label.min()}, {label.max()}] for {path}"
+        )
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"label files are written as PNG; got suffix {path.suffix!r} in {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8)).save(path, format="PNG")
