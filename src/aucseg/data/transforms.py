@@ -364,7 +364,10 @@ class Normalize:
 
     def __call__(self, sample: Sample) -> Sample:
         sample = dict(sample)
-        sample["image"] = (_image(sample).astype(np.float32) - self.mean) * self.inv_std
+        image = _image(sample).astype(np.float32)  # a new array: safe to edit in place
+        image -= self.mean
+        image *= self.inv_std
+        sample["image"] = image
         return sample
 
     def __repr__(self) -> str:
