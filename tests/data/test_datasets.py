@@ -145,6 +145,9 @@ def test_build_dataset_registry(tmp_path):
         CityscapesDataset(tmp_path / "cs", "val2017")
     with pytest.raises(ValueError, match="classes"):
         build_dataset("folder", ade, "training")
+    with pytest.raises(ValueError, match=r"takes no options \['img_dir'\]"):
+        build_dataset("ade20k", ade, "training", img_dir="x")
+    assert len(build_dataset("ade20k", ade, "training", check_labels=False)) == 3
 
 
 def test_missing_root_and_split(tmp_path):

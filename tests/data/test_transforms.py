@@ -249,6 +249,14 @@ def test_normalize_and_pad_values():
         Pad((4, 10))(s)
 
 
+@pytest.mark.parametrize("hw", [(1, 3), (3, 1), (1, 1), (2, 4)])
+def test_normalize_tiny_images(hw):
+    img = np.random.default_rng(1).integers(0, 256, size=(*hw, 3), dtype=np.uint8)
+    out = Normalize()({"image": img[:, ::-1]})["image"]  # non-contiguous input too
+    expected = (img[:, ::-1].astype(np.float64) - IMAGENET_MEAN) / IMAGENET_STD
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-5)
+
+
 def test_resize_to_multiple_rounds_up():
     out = ResizeToMultiple(32)({"image": np.zeros((375, 500, 3), np.uint8)})
     assert out["image"].shape == (384, 512, 3)

@@ -404,6 +404,12 @@ def build_dataset(
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}")
     if name != "folder":
+        unknown = sorted(set(kwargs) - {"check_labels"})
+        if unknown:
+            raise ValueError(
+                f"dataset {name!r} takes no options {unknown}; only check_labels (the other "
+                "options belong to the 'folder' dataset)"
+            )
         return DATASETS[name](root, split, transforms=transforms, **kwargs)
     if not isinstance(split, str) or not split:
         raise ValueError(f"split must be a non-empty string, got {split!r}")

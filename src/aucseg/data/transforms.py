@@ -359,19 +359,21 @@ class Normalize:
     ) -> None:
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean/std must be 3 values with std > 0, got {mean!r}, {std!r}")
-        self.mean = np.asarray(mean, dtype=np.float32)
-        self.inv_std = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
+        self.mean = np.asarray(mean, dtype=np.float64).reshape(1, 3)
+        self.inv_std = 1.0 / np.asarray(std, dtype=np.float64).reshape(1, 3)
 
     def __call__(self, sample: Sample) -> Sample:
         sample = dict(sample)
         image = _image(sample).astype(np.float32)  # a new array: safe to edit in place
-        image -= self.mean
-        image *= self.inv_std
+        # OpenCV arithmetic with float64 (1, 3) constants, as mmcv's imnormalize: same rounding.
+        cv2.subtract(image, self.mean, image)
+        cv2.multiply(image, self.inv_std, image)
         sample["image"] = image
         return sample
 
     def __repr__(self) -> str:
-        return f"Normalize(mean={self.mean.tolist()}, std={(1 / self.inv_std).tolist()})"
+        mean, std = self.mean.ravel().tolist(), (1 / self.inv_std).ravel().tolist()
+        return f"Normalize(mean={mean}, std={std})"
 
 
 class Pad:
