@@ -18,6 +18,7 @@ from aucseg.data.transforms import (
     RandomFlip,
     Resize,
     ResizeToMultiple,
+    _convert,
     build_test_pipeline,
     build_train_pipeline,
     rescale_size,
@@ -226,6 +227,14 @@ def test_photometric_hue_and_saturation(monkeypatch):
     _patch_rng(monkeypatch, _ScriptedRNG([0, 1, 0, 1, 0], [0.0]))  # saturation x0 -> grey
     out = grey({"image": img})["image"]
     assert (out.max(axis=-1) == out.min(axis=-1)).all()
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 13.37), (0.731, 0.0), (1.49, 0.0), (1.0, -31.9)])
+def test_photometric_lookup_table_equals_float_arithmetic(alpha, beta):
+    img = np.random.default_rng(0).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+    reference = np.clip(img.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(_convert(img, alpha, beta), reference)
+    np.testing.assert_array_equal(_convert(img[..., 1], alpha, beta), reference[..., 1])
 
 
 def test_photometric_needs_uint8():
