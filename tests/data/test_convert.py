@@ -108,8 +108,10 @@ def test_cli_convert_labels(tmp_path, capsys):
     coco = _coco_raw(tmp_path / "coco")
     assert main(["convert-labels", "coco_stuff164k", str(coco), "--workers", "1"]) == 0
     assert len(COCOStuffDataset(coco, "train2017")) == 1
-    with pytest.raises(ValueError, match="Cityscapes only"):
-        main(["convert-labels", "coco_stuff164k", str(coco), "--source", "polygons"])
+    assert main(["convert-labels", "coco_stuff164k", str(coco), "--source", "polygons"]) == 2
+    assert "Cityscapes only" in capsys.readouterr().err
+    assert main(["convert-labels", "cityscapes", str(tmp_path / "missing")]) == 2
+    assert "gtFine" in capsys.readouterr().err
 
 
 def test_cli_convert_labels_subprocess(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from aucseg.data.convert import convert_cityscapes, convert_coco_stuff164k
 
@@ -35,14 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert the labels and print how many files were written."""
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.dataset == "cityscapes":
-        n = convert_cityscapes(args.root, args.source, args.overwrite, args.workers)
-    else:
-        if args.source != "labelIds":
-            raise ValueError("--source applies to Cityscapes only; drop it for coco_stuff164k")
-        n = convert_coco_stuff164k(args.root, args.out_dir, args.overwrite, args.workers)
+    """Convert the labels and print how many files were written; 2 on a usage/data error."""
+    try:
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        if args.dataset == "cityscapes":
+            n = convert_cityscapes(args.root, args.source, args.overwrite, args.workers)
+        else:
+            if args.source != "labelIds":
+                raise ValueError("--source applies to Cityscapes only; drop it for coco_stuff164k")
+            n = convert_coco_stuff164k(args.root, args.out_dir, args.overwrite, args.workers)
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f"aucseg convert-labels: error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {n} train-id label files")
     return 0
