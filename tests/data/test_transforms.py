@@ -347,6 +347,9 @@ def test_seed_worker_makes_dataloader_workers_repeatable():
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="crop_size"):
         RandomCrop((0, 5))
+    with pytest.raises(TypeError, match="crop_size"):
+        RandomCrop("512")
+    assert RandomCrop(np.int64(8)).crop_size == (8, 8) == Pad([8, 8.0]).size
     with pytest.raises(ValueError, match="ratio_range"):
         Resize((64, 32), ratio_range=(2.0, 1.0))
     with pytest.raises(ValueError, match="prob"):

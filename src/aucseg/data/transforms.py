@@ -15,6 +15,7 @@ process plus :func:`seed_worker` as the DataLoader ``worker_init_fn`` makes a ru
 
 from __future__ import annotations
 
+import numbers
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,8 +46,10 @@ def seed_worker(worker_id: int) -> None:
 
 
 def _pair(value: Sequence[int] | int, name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        value = (value, value)
+    if isinstance(value, numbers.Integral):
+        value = (int(value), int(value))
+    if not isinstance(value, Sequence | np.ndarray) or isinstance(value, str):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if len(value) != 2 or any(int(v) != v or v <= 0 for v in value):
         raise ValueError(f"{name} must be two positive integers, got {value!r}")
     return int(value[0]), int(value[1])
