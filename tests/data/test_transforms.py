@@ -358,3 +358,23 @@ def test_invalid_arguments():
         ResizeToMultiple(0)
     with pytest.raises(TypeError, match="callable"):
         Compose([1])
+
+
+def test_train_pipeline_draw_order_matches_mmseg(monkeypatch):
+    """Resize ratio, crop offsets (y, x), flip, then the photometric gates, as in mmseg."""
+    calls = []
+    for name in ("random_sample", "randint", "rand", "uniform"):
+        original = getattr(np.random, name)
+
+        def record(*args, _name=name, _original=original):
+            calls.append((_name, *args))
+            return _original(*args)
+
+        monkeypatch.setattr(np.random, name, record)
+    np.random.seed(0)
+    build_train_pipeline(crop_size=(16, 16), img_scale=(64, 32))(_sample(40, 60))
+    assert calls[0] == ("random_sample",)
+    assert calls[1][:2] == ("randint", 0) and calls[2][:2] == ("randint", 0)
+    assert calls[3] == ("rand",)
+    assert calls[4] == ("randint", 2)  # brightness gate
+    assert all(c[0] in ("randint", "uniform") for c in calls[4:])
