@@ -108,8 +108,9 @@ def test_nmf_generator_is_set_and_reseeded(monkeypatch):
     fake.set_nmf_generator = lambda model, gen: calls.append(gen)
     monkeypatch.setitem(sys.modules, "aucseg.models", fake)
     evaluate(Oracle(), make_dataset(2), C, NAMES, progress=False, nmf_seed=5)
-    assert len(calls) == 1 and isinstance(calls[0], torch.Generator)
+    assert len(calls) == 2 and isinstance(calls[0], torch.Generator)
     assert calls[0].initial_seed() == 5 + 1  # reseeded with nmf_seed + index before each image
+    assert calls[1] is None  # released afterwards: training keeps the global RNG
     calls.clear()
     evaluate(Oracle(), make_dataset(2), C, NAMES, progress=False, nmf_seed=None)
     assert calls == []

@@ -15,6 +15,7 @@ from aucseg.engine.inference import inference_views
 from aucseg.engine.predict import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    _clear_nmf_seed,
     _set_nmf_seed,
     colorize,
     default_palette,
@@ -85,7 +86,7 @@ def evaluate(
     the view-averaged **sigmoid** of the logits (AUCSeg's per-class scores). With
     ``nmf_seed`` the model's NMF generator (if :mod:`aucseg.models` provides
     ``set_nmf_generator``) is reseeded with ``nmf_seed + index`` before every image, so results
-    do not depend on the number of ranks.
+    do not depend on the number of ranks; afterwards NMF goes back to the global RNG.
 
     Args:
         model: ``forward(images) -> logits (B, C, h, w)``; moved to ``device``, put in eval mode
@@ -138,6 +139,7 @@ def evaluate(
                 if show is not None:
                     _show(item, index, pred, show, pal)
     finally:
+        _clear_nmf_seed(model, generator)
         model.train(was_training)
     confusion.all_reduce()
     auc.all_reduce()

@@ -136,7 +136,11 @@ def preprocess(
 def _set_nmf_seed(
     model: nn.Module, seed: int | None, device: torch.device
 ) -> torch.Generator | None:
-    """Give the model a seeded NMF generator when :mod:`aucseg.models` supports it."""
+    """Give the model a seeded NMF generator when :mod:`aucseg.models` supports it.
+
+    Returns:
+        The generator (reseed it per image), or None when ``seed`` is None or unsupported.
+    """
     if seed is None:
         return None
     try:
@@ -147,6 +151,14 @@ def _set_nmf_seed(
     generator.manual_seed(int(seed))
     set_nmf_generator(model, generator)
     return generator
+
+
+def _clear_nmf_seed(model: nn.Module, generator: torch.Generator | None) -> None:
+    """Hand NMF back to the global RNG (the official behaviour) after seeded inference."""
+    if generator is not None:
+        from aucseg.models import set_nmf_generator  # type: ignore[attr-defined]
+
+        set_nmf_generator(model, None)
 
 
 def predict_images(
@@ -169,7 +181,7 @@ def predict_images(
 
     Each image is read (BGR -> RGB), resized as in :func:`rescale_size`, normalised, segmented
     (softmax argmax at the original size) and rendered with ``palette``. The NMF generator, when
-    the model has one, is reseeded with ``nmf_seed`` before every image.
+    the model has one, is reseeded with ``nmf_seed`` before every image and released afterwards.
 
     Returns:
         The written paths, mask then overlay for each image, in input order.
@@ -203,5 +215,6 @@ def predict_images(
                 written.append(write_rgb(out_dir / f"{path.stem}_mask.png", mask))
                 written.append(write_rgb(out_dir / f"{path.stem}_overlay.png", overlay(rgb, mask)))
     finally:
+        _clear_nmf_seed(model, generator)
         model.train(was_training)
     return written
