@@ -101,3 +101,16 @@ def test_bad_inputs_raise():
         metric.update(torch.rand(1, 3, 4, 4), torch.zeros(1, 4, 4))
     with pytest.raises(ValueError, match="bins"):
         PairwiseAUC(3, bins=0)
+
+
+def test_chunked_update_equals_single_bincount(monkeypatch):
+    import aucseg.metrics.auc as auc_module
+
+    scores, target = _data(5, c=3, shape=(2, 9, 11))
+    s, t = torch.from_numpy(scores).float(), torch.from_numpy(target)
+    whole = PairwiseAUC(3, bins=7)
+    whole.update(s, t)
+    monkeypatch.setattr(auc_module, "_CHUNK_ELEMENTS", 13)  # many uneven chunks
+    chunked = PairwiseAUC(3, bins=7)
+    chunked.update(s, t)
+    assert torch.equal(whole.hist, chunked.hist)

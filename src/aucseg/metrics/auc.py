@@ -6,10 +6,10 @@ score of a random class-``j`` pixel (ties count one half). The metric is the mea
 ``K(K-1)`` ordered pairs of the ``K`` present classes.
 
 Scores are binned: a ``(C_true, C_score, bins)`` int64 histogram is filled with one
-``bincount`` per update and the pairwise AUCs are read off cumulative sums, so the metric
-streams over a dataset and all-reduces across ranks. Pixels whose scores fall into the same bin
-count as ties, so the binned value differs from the exact one by at most half the fraction of
-(positive, negative) pairs that share a bin.
+``bincount`` per update (per chunk of 16M values for very large inputs) and the pairwise AUCs
+are read off cumulative sums, so the metric streams over a dataset and all-reduces across ranks.
+Pixels whose scores fall into the same bin count as ties, so the binned value differs from the
+exact one by at most half the fraction of (positive, negative) pairs that share a bin.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ class PairwiseAUC:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if int(bins) < 1:
             raise ValueError(f"bins must be >= 1, got {bins}; 100 is a good default")
+        if (int(num_classes) + 1) * int(num_classes) * int(bins) >= 2**31:
+            raise ValueError(
+                f"num_classes={num_classes} x bins={bins} is too large for the int32 histogram "
+                "index; use fewer bins"
+            )
         self.num_classes = int(num_classes)
         self.bins = int(bins)
         self.ignore_index = int(ignore_index)
@@ -63,7 +68,8 @@ class PairwiseAUC:
         """Add one batch.
 
         Args:
-            scores: per-class scores in ``[0, 1]`` (e.g. sigmoid of logits), ``(B, C, H, W)``.
+            scores: finite per-class scores in ``[0, 1]`` (e.g. sigmoid of logits),
+                ``(B, C, H, W)``; values outside are clamped into the end bins.
             target: ground-truth class ids ``(B, H, W)``; ``ignore_index`` pixels are skipped.
 
         Raises:
@@ -84,21 +90,33 @@ class PairwiseAUC:
             )
         if self.hist.device != scores.device:
             self.hist = self.hist.to(scores.device)
-        target = target.to(scores.device).long().reshape(-1)
-        flat = scores.permute(0, 2, 3, 1).reshape(-1, c)  # (B*H*W, C)
+        if h * w == 0:
+            return
+        target = target.to(scores.device).reshape(b, 1, h * w)
         valid = (target != self.ignore_index) & (target >= 0) & (target < c)
-        target, flat = target[valid], flat[valid]
-        rows = max(1, _CHUNK_ELEMENTS // c)
-        for start in range(0, target.numel(), rows):
-            self._add(flat[start : start + rows], target[start : start + rows])
+        # Ignored pixels go to a dump row ``c`` that is dropped below: no masked copies.
+        rows = torch.where(valid, target, c).to(torch.int32)  # (B, 1, HW)
+        flat = scores.reshape(b, c, h * w)
+        step = max(1, _CHUNK_ELEMENTS // (b * c))
+        counts = sum(
+            self._count(flat[:, :, i : i + step], rows[:, :, i : i + step])
+            for i in range(0, h * w, step)
+        )
+        self.hist += counts[: c * c * self.bins].view(c, c, self.bins)
 
-    def _add(self, scores: torch.Tensor, target: torch.Tensor) -> None:
-        """One bincount over ``(true class, score class, bin)`` for ``(N, C)`` scores."""
+    def _count(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """One bincount over ``(true class, score class, bin)``.
+
+        Shape:
+            scores ``(B, C, N)``, rows ``(B, 1, N)`` int32 (``C`` = ignored) ->
+            ``((C + 1) * C * bins,)`` int64 counts.
+        """
         c, nb = self.num_classes, self.bins
-        bins = (scores.float().clamp(0.0, 1.0) * nb).long().clamp_(max=nb - 1)  # (N, C)
-        score_cls = torch.arange(c, device=scores.device)
-        index = (target[:, None] * c + score_cls[None, :]) * nb + bins  # (N, C)
-        self.hist += torch.bincount(index.reshape(-1), minlength=c * c * nb).view(c, c, nb)
+        # int32 halves the memory traffic; (C + 1) * C * bins stays far below 2**31.
+        index = scores.float().mul(nb).clamp_(0, nb - 1).to(torch.int32)  # bin of each score
+        index.add_(rows * (c * nb))
+        index.add_(torch.arange(0, c * nb, nb, dtype=torch.int32, device=scores.device)[:, None])
+        return torch.bincount(index.reshape(-1), minlength=(c + 1) * c * nb)
 
     def all_reduce(self) -> None:
         """Sum the histogram over all ranks (no-op when not distributed)."""

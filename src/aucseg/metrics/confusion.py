@@ -75,14 +75,17 @@ class ConfusionMatrix:
             self.matrix = self.matrix.to(pred.device)
         target = target.to(pred.device)
         c = self.num_classes
-        valid = (target != self.ignore_index) & (target >= 0) & (target < c)
-        p, t = pred[valid], target[valid]
-        if p.numel() and (int(p.min()) < 0 or int(p.max()) >= c):
+        if pred.numel() == 0:
+            return
+        lo, hi = int(pred.min()), int(pred.max())
+        if lo < 0 or hi >= c:
             raise ValueError(
-                f"predictions must lie in [0, {c}), got range [{int(p.min())}, {int(p.max())}]; "
-                "check num_classes"
+                f"predictions must lie in [0, {c}), got range [{lo}, {hi}]; check num_classes"
             )
-        self.matrix += torch.bincount(t * c + p, minlength=c * c).view(c, c)
+        valid = (target != self.ignore_index) & (target >= 0) & (target < c)
+        # Ignored pixels go to a dump slot c*c that is dropped: no masked copies.
+        index = torch.where(valid, target * c + pred, c * c)
+        self.matrix += torch.bincount(index.reshape(-1), minlength=c * c + 1)[: c * c].view(c, c)
 
     def all_reduce(self) -> None:
         """Sum the matrix over all ranks (no-op when not distributed)."""
