@@ -122,3 +122,5 @@ def test_malformed_items_raise():
     bad = [{"image": torch.zeros(3, 4, 4), "label": torch.zeros(1, 4, 4, dtype=torch.long)}]
     with pytest.raises(ValueError, match=r"label \(H, W\)"):
         evaluate(Oracle(), bad, C, NAMES, progress=False)
+    with pytest.raises(ValueError, match="3 class names for num_classes=4"):
+        evaluate(Oracle(), make_dataset(1), C, NAMES[:3], progress=False)

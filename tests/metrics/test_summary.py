@@ -130,3 +130,15 @@ def test_compare_command(tmp_path, capsys):
     assert code == 1
     assert "none.json" in capsys.readouterr().err
     assert math.isfinite(a["mIoU"])
+
+
+def test_compare_command_default_labels_use_folders_when_stems_match(tmp_path, capsys):
+    res = summarize(_confusion(), NAMES, GROUPS)
+    write_metrics_json(tmp_path / "ce" / "metrics.json", res)
+    write_metrics_json(tmp_path / "auc" / "metrics.json", res)
+    assert (
+        main(["compare", str(tmp_path / "ce/metrics.json"), str(tmp_path / "auc/metrics.json")])
+        == 0
+    )
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header[:3] == ["metric", "ce", "auc"]

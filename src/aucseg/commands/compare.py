@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("A", "B"),
         default=None,
-        help="column / legend names (default: the file stems)",
+        help="column / legend names (default: the file stems, or folder names if equal)",
     )
     parser.add_argument(
         "--out-png",
@@ -26,11 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _default_labels(a: Path, b: Path) -> tuple[str, str]:
+    """File stems, or the parent folder names when the stems are equal (runs/x/metrics.json)."""
+    if a.stem != b.stem:
+        return a.stem, b.stem
+    return a.resolve().parent.name, b.resolve().parent.name
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the comparison table; write the PNG when asked. Returns 0, or 1 on a bad file."""
     from aucseg.metrics import compare_results, load_metrics_json, plot_group_comparison
 
-    labels = tuple(args.labels) if args.labels else (args.a.stem, args.b.stem)
+    labels = tuple(args.labels) if args.labels else _default_labels(args.a, args.b)
     try:
         a, b = load_metrics_json(args.a), load_metrics_json(args.b)
     except (FileNotFoundError, ValueError) as err:

@@ -49,10 +49,14 @@ def _show(item: dict, index: int, pred: torch.Tensor, show_dir: Path, palette) -
 
 
 def _check_item(item: object, index: int) -> None:
-    if not isinstance(item, dict) or "image" not in item or "label" not in item:
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("image"), torch.Tensor)
+        or not isinstance(item.get("label"), torch.Tensor)
+    ):
         raise TypeError(
-            f"dataset[{index}] must be a dict with 'image' (3, h, w) and 'label' (H, W), got "
-            f"{type(item).__name__}"
+            f"dataset[{index}] must be a dict with tensors 'image' (3, h, w) and 'label' (H, W), "
+            f"got {type(item).__name__}; apply the test pipeline to the dataset first"
         )
     if item["image"].dim() != 3 or item["label"].dim() != 2:
         raise ValueError(
@@ -106,12 +110,25 @@ def evaluate(
     Raises:
         TypeError / ValueError: malformed dataset items or arguments.
     """
+    if len(class_names) != num_classes:
+        raise ValueError(
+            f"got {len(class_names)} class names for num_classes={num_classes}; pass the "
+            "dataset's class list"
+        )
     device = torch.device(device)
     confusion = ConfusionMatrix(num_classes, device=device)
     auc = PairwiseAUC(num_classes, device=device)
     show = Path(show_dir) if show_dir is not None else None
     pal = palette if palette is not None else default_palette(num_classes)
     indices = range(get_rank(), len(dataset), get_world_size())
+    views = {
+        "mode": mode,
+        "crop_size": crop_size,
+        "stride": stride,
+        "scales": scales,
+        "flip": flip,
+        "num_classes": num_classes,
+    }
     was_training = model.training
     model.to(device).eval()
     generator = _set_nmf_seed(model, nmf_seed, device)
@@ -123,19 +140,7 @@ def evaluate(
                 _check_item(item, index)
                 if generator is not None:
                     generator.manual_seed(int(nmf_seed) + index)
-                pred = _evaluate_one(
-                    model,
-                    item,
-                    num_classes,
-                    confusion,
-                    auc,
-                    device,
-                    mode,
-                    crop_size,
-                    stride,
-                    scales,
-                    flip,
-                )
+                pred = _evaluate_one(model, item, confusion, auc, device, views)
                 if show is not None:
                     _show(item, index, pred, show, pal)
     finally:
@@ -152,23 +157,16 @@ def evaluate(
 def _evaluate_one(
     model: nn.Module,
     item: dict,
-    num_classes: int,
     confusion: ConfusionMatrix,
     auc: PairwiseAUC,
     device: torch.device,
-    mode: str,
-    crop_size: tuple[int, int] | None,
-    stride: tuple[int, int] | None,
-    scales: Sequence[float],
-    flip: bool,
+    views: dict,
 ) -> torch.Tensor:
     """Run one image, update both metrics, return the ``(H, W)`` prediction."""
     image = item["image"].to(device, torch.float32)[None]
     label = item["label"].to(device, torch.int64)
     probs, scores, n = None, None, 0
-    for logits in inference_views(
-        model, image, tuple(label.shape), mode, crop_size, stride, scales, flip, num_classes
-    ):
+    for logits in inference_views(model, image, tuple(label.shape), **views):
         p, s = logits.softmax(dim=1), logits.sigmoid()
         probs, scores = (p, s) if probs is None else (probs + p, scores + s)
         n += 1
