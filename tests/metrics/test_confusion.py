@@ -89,8 +89,10 @@ def test_bad_inputs_raise():
         cm.update(torch.zeros(2, 2, dtype=torch.long), torch.zeros(3, dtype=torch.long))
     with pytest.raises(TypeError, match="argmax"):
         cm.update(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+    with pytest.raises(ValueError, match=r"\[0, 3\) at labelled pixels, got 5"):
         cm.update(torch.tensor([5]), torch.tensor([0]))
+    cm.update(torch.tensor([255, 1]), torch.tensor([255, 1]))  # ignored pixels are not read
+    assert int(cm.matrix.sum()) == 1
     with pytest.raises(ValueError, match="num_classes"):
         ConfusionMatrix(0)
 

@@ -62,7 +62,8 @@ class ConfusionMatrix:
 
         Raises:
             TypeError: non-integer inputs.
-            ValueError: shapes differ or a prediction lies outside ``[0, C)``.
+            ValueError: shapes differ or a prediction at a labelled pixel lies outside
+                ``[0, C)`` (predictions at ignored pixels are not read).
         """
         pred = _check_labels("pred", pred)
         target = _check_labels("target", target)
@@ -75,14 +76,13 @@ class ConfusionMatrix:
             self.matrix = self.matrix.to(pred.device)
         target = target.to(pred.device)
         c = self.num_classes
-        if pred.numel() == 0:
-            return
-        lo, hi = int(pred.min()), int(pred.max())
-        if lo < 0 or hi >= c:
-            raise ValueError(
-                f"predictions must lie in [0, {c}), got range [{lo}, {hi}]; check num_classes"
-            )
         valid = (target != self.ignore_index) & (target >= 0) & (target < c)
+        bad = valid & ((pred < 0) | (pred >= c))
+        if bool(bad.any()):
+            raise ValueError(
+                f"predictions must lie in [0, {c}) at labelled pixels, got {int(pred[bad][0])}; "
+                "check num_classes"
+            )
         # Ignored pixels go to a dump slot c*c that is dropped: no masked copies.
         index = torch.where(valid, target * c + pred, c * c)
         self.matrix += torch.bincount(index.reshape(-1), minlength=c * c + 1)[: c * c].view(c, c)
