@@ -98,6 +98,15 @@ def test_slide_averages_overlapping_windows():
     torch.testing.assert_close(slide_logits(Centred(), x, 6, 4), total / count)
 
 
+def test_crop_and_stride_accept_ints_and_numpy_ints():
+    import numpy as np
+
+    model, x = pointwise_model(), torch.randn(1, 3, 12, 12)
+    a = slide_logits(model, x, crop_size=8, stride=4)
+    b = slide_logits(model, x, crop_size=(np.int64(8), np.int64(8)), stride=np.int64(4))
+    torch.testing.assert_close(a, b)
+
+
 def test_image_smaller_than_crop_is_not_padded():
     rec, x = Recorder(), torch.randn(1, 3, 9, 11)
     out = slide_logits(rec, x, crop_size=(16, 16), stride=(12, 12))

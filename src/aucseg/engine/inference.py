@@ -16,6 +16,7 @@ Follows MMSegmentation 0.24.1 ``EncoderDecoder``:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -29,8 +30,8 @@ ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid", "none")
 def _pair(value: int | Sequence[int] | None, name: str) -> tuple[int, int]:
     if value is None:
         raise ValueError(f"{name} is required for mode='slide', e.g. {name}=(1024, 1024)")
-    if isinstance(value, int):
-        value = (value, value)
+    if isinstance(value, numbers.Integral):
+        value = (int(value), int(value))
     value = tuple(int(v) for v in value)
     if len(value) != 2 or min(value) < 1:
         raise ValueError(f"{name} must be a positive int or (height, width), got {value}")
