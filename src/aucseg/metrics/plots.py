@@ -1,0 +1,129 @@
+"""PNG plots of results dicts.
+
+Uses ``matplotlib.figure.Figure`` directly (no pyplot, no global backend switch), imported
+lazily so that importing :mod:`aucseg.metrics` stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+GROUP_COLOURS: dict[str | None, str] = {
+    "head": "#1f77b4",
+    "middle": "#ff7f0e",
+    "tail": "#d62728",
+    None: "#7f7f7f",
+}
+_OVERALL_KEYS: tuple[tuple[str, str], ...] = (
+    ("Overall", "mIoU"),
+    ("Head", "mIoU_head"),
+    ("Middle", "mIoU_middle"),
+    ("Tail", "mIoU_tail"),
+)
+
+
+def _check_order(order: Sequence[int], num_classes: int) -> list[int]:
+    order = [int(i) for i in order]
+    if sorted(order) != sorted(set(order)) or any(not 0 <= i < num_classes for i in order):
+        raise ValueError(
+            f"order must list distinct class ids in [0, {num_classes}), got {order}; "
+            "e.g. the class ids sorted by descending training pixel count"
+        )
+    return order
+
+
+def plot_per_class(
+    results: Mapping, path_png: str | Path, order: Sequence[int] | None = None
+) -> Path:
+    """Bar chart of per-class IoU, coloured by group, with the mIoU as a dashed line.
+
+    Args:
+        results: results dict with ``per_class`` rows (see :func:`aucseg.metrics.summarize`).
+        path_png: output file; parent folders are created.
+        order: class ids in plotting order (e.g. descending training frequency); default id
+            order. Classes absent from the evaluation (IoU ``None``) are drawn as empty slots.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: ``order`` has repeated or out-of-range ids.
+    """
+    rows = list(results["per_class"])
+    order = _check_order(order, len(rows)) if order is not None else list(range(len(rows)))
+    names = [str(rows[i]["name"]) for i in order]
+    values = [rows[i]["iou"] if rows[i]["iou"] is not None else 0.0 for i in order]
+    groups = [rows[i].get("group") for i in order]
+    colours = [GROUP_COLOURS.get(g, GROUP_COLOURS[None]) for g in groups]
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig = Figure(figsize=(max(6.0, 0.28 * len(order) + 2.0), 4.5))
+    ax = fig.subplots()
+    ax.bar(range(len(order)), values, color=colours)
+    ax.set_xticks(range(len(order)), names, rotation=90, fontsize=7)
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("IoU (%)")
+    if results.get("mIoU") is not None:
+        ax.axhline(results["mIoU"], color="k", linestyle="--", linewidth=1)
+    present = [g for g in (*GROUP_COLOURS,) if g in groups]
+    handles = [Patch(color=GROUP_COLOURS[g], label=g or "no group") for g in present]
+    handles.append(Line2D([], [], color="k", linestyle="--", label="mIoU"))
+    ax.legend(handles=handles, fontsize=8, loc="upper right")
+    ax.set_title("Per-class IoU")
+    return _save(fig, path_png)
+
+
+def plot_group_comparison(
+    results_a: Mapping,
+    results_b: Mapping,
+    path_png: str | Path,
+    labels: tuple[str, str] = ("A", "B"),
+) -> Path:
+    """Grouped bars of overall / head / middle / tail mIoU for two results dicts.
+
+    Missing values (e.g. no groups given) are drawn as empty slots labelled ``n/a``.
+
+    Returns:
+        The path written.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4.0))
+    ax = fig.subplots()
+    width = 0.38
+    for k, (res, label, colour) in enumerate(
+        ((results_a, labels[0], "#7f7f7f"), (results_b, labels[1], "#2ca02c"))
+    ):
+        xs = [i + (k - 0.5) * width for i in range(len(_OVERALL_KEYS))]
+        vals = [res.get(key) for _, key in _OVERALL_KEYS]
+        bars = ax.bar(
+            xs, [v if v is not None else 0.0 for v in vals], width, label=str(label), color=colour
+        )
+        for bar, v in zip(bars, vals, strict=True):
+            text = f"{v:.1f}" if v is not None else "n/a"
+            ax.annotate(
+                text,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    ax.set_xticks(range(len(_OVERALL_KEYS)), [name for name, _ in _OVERALL_KEYS])
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("mIoU (%)")
+    ax.legend(fontsize=8)
+    ax.set_title("mIoU by class group")
+    return _save(fig, path_png)
+
+
+def _save(fig: Any, path_png: str | Path) -> Path:
+    path = Path(path_png)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
