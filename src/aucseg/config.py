@@ -214,7 +214,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if origin is tuple:
             if len(value) != len(args):
                 raise ValueError(f"config key '{key}': got {value!r}, expected {len(args)} values")
-            return tuple(_convert(v, a, f"{key}.{i}") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(
+                _convert(v, a, f"{key}.{i}")
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
+            )
         return [_convert(v, args[0], f"{key}.{i}") for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
