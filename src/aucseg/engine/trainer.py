@@ -434,15 +434,11 @@ class Trainer:
 
     def _maybe_evaluate_and_save(self, logger: TrainLogger) -> None:
         it, final = self.iteration, self.iteration == self.max_iters
-        if self.evaluate_fn is not None and self.eval_interval > 0:
-            if it % self.eval_interval == 0 or final:
-                results = self.evaluate()
-                scalars = {
-                    k: v for k, v in results.items() if isinstance(v, (int, float)) and k != "AUC"
-                }
-                if "AUC" in results and isinstance(results["AUC"], (int, float)):
-                    scalars["AUC"] = results["AUC"]
-                logger.log(it, scalars, tag="val")
+        evaluating = self.evaluate_fn is not None and self.eval_interval > 0
+        if evaluating and (it % self.eval_interval == 0 or final):
+            results = self.evaluate()
+            scalars = {k: v for k, v in results.items() if isinstance(v, (int, float))}
+            logger.log(it, scalars, tag="val")
         if it % self.checkpoint_interval == 0 or final:
             names = ["last.pth"] + ([f"iter_{it:07d}.pth"] if self.keep_iter_checkpoints else [])
             path = self.save(*names)
