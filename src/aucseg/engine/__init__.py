@@ -21,6 +21,7 @@ from aucseg.engine.trainer import (
     ResumableSampler,
     SeededSamples,
     Trainer,
+    make_train_loader,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "get_rng_state",
     "load_checkpoint_file",
     "make_checkpoint",
+    "make_train_loader",
     "official_custom_keys",
     "poly_warmup_lr",
     "resolve_resume_path",

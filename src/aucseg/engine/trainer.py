@@ -51,9 +51,11 @@ class NonFiniteLossError(RuntimeError):
 # ----------------------------------------------------------------------------- data order
 
 
-def sample_seed(seed: int, position: int) -> int:
-    """Seed of the sample at global stream ``position`` (independent of workers and restarts)."""
-    return int(np.random.SeedSequence([int(seed), int(position)]).generate_state(1)[0])
+def sample_seed(seed: int, position: int, stream: int = 0) -> int:
+    """A 32-bit seed derived from ``(seed, stream, position)``, e.g. of the sample at global
+    stream ``position`` (independent of workers and restarts). ``stream`` separates uses."""
+    entropy = [int(seed) % 2**63, int(stream), int(position)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 class ResumableSampler(Sampler):
@@ -89,7 +91,7 @@ class ResumableSampler(Sampler):
     def _permutation(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
             return torch.arange(self.size)
-        gen = torch.Generator().manual_seed(sample_seed(self.seed, -1 - epoch))
+        gen = torch.Generator().manual_seed(sample_seed(self.seed, epoch, stream=1))
         return torch.randperm(self.size, generator=gen)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -131,6 +133,47 @@ class SeededSamples(Dataset):
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
+
+
+def make_train_loader(
+    dataset: Dataset,
+    batch_size: int,
+    consumed_batches: int = 0,
+    seed: int = 0,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    worker_init_fn: Callable[[int], None] | None = None,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
+    """Endless training DataLoader continuing after ``consumed_batches`` batches of this rank.
+
+    Batches are deterministic functions of (seed, stream position), whatever ``num_workers``.
+
+    Returns:
+        A DataLoader over :class:`SeededSamples` driven by a :class:`ResumableSampler`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    sampler = ResumableSampler(
+        len(dataset),  # type: ignore[arg-type]
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        start=consumed_batches * batch_size,
+    )
+    return torch.utils.data.DataLoader(
+        SeededSamples(dataset),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=True,
+        worker_init_fn=worker_init_fn,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        # an explicit generator keeps the loader from drawing on the global torch RNG
+        generator=torch.Generator().manual_seed(sample_seed(seed, 0, stream=2)),
+    )
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -267,7 +310,7 @@ class Trainer:
             if dist.get_rank() == 0:
                 set_rng_state(state["rng"])
             else:
-                dist.seed_everything(sample_seed(self.iteration, dist.get_rank()), False)
+                dist.seed_everything(sample_seed(self.iteration, dist.get_rank(), stream=3), False)
 
     def resume(self, path: str | Path) -> int:
         """Load ``path`` (via ``torch.load(weights_only=True)``) and return its iteration."""
