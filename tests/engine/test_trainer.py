@@ -62,7 +62,9 @@ def test_trains_logs_and_checkpoints(tmp_path):
     before = [p.detach().clone() for p in trainer.model.parameters()]
     out = trainer.train()
     assert out["iteration"] == 6
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True)
+    )
     state = load_checkpoint_file(tmp_path / "checkpoints" / "last.pth")
     assert state["iteration"] == 6 and state["scheduler"]["last_iter"] == 5
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -84,7 +86,9 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path):
     assert resumed.resume(tmp_path / "killed/checkpoints/last.pth") == 3
     resumed.train()
     assert resumed.iteration == 8
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     sa, sb = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     assert all(torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"]) for k in sa)
@@ -95,7 +99,7 @@ def test_data_order_independent_of_workers(tmp_path):
     a.train()
     b = make_trainer(tmp_path / "b", max_iters=3, num_workers=2)
     b.train()
-    for x, y in zip(a.model.parameters(), b.model.parameters()):
+    for x, y in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(x, y)
 
 
@@ -113,7 +117,7 @@ def test_accumulation_matches_large_batch(tmp_path):
         return t
 
     big, acc = run("big", 4, 1), run("acc", 2, 2)
-    for x, y in zip(big.model.parameters(), acc.model.parameters()):
+    for x, y in zip(big.model.parameters(), acc.model.parameters(), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
 
 
