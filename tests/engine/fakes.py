@@ -134,7 +134,8 @@ def evaluate(model, dataset, num_classes, class_names, groups=None, mode="whole"
         "mIoU_middle": miou,
         "mIoU_tail": miou,
         "per_class": [
-            {"name": n, "iou": float(v * 100), "acc": 0.0} for n, v in zip(class_names, iou)
+            {"name": n, "iou": float(v * 100), "acc": 0.0}
+            for n, v in zip(class_names, iou, strict=True)
         ],
         "num_images": len(dataset),
         "mode": mode,
