@@ -74,6 +74,8 @@ def test_bad_type_and_cross_field(tmp_path):
         config_from_dict({"evaluation": {"mode": "slide"}})
     with pytest.raises(ValueError, match=r"evaluation.best_metric"):
         config_from_dict({"evaluation": {"best_metric": "loss"}})
+    with pytest.raises(ValueError, match=r"data.class_groups.*aucseg stats"):
+        config_from_dict({"evaluation": {"best_metric": "mIoU_tail"}})
     with pytest.raises(ValueError, match=r"memory_bank.tail_classes"):
         config_from_dict({"model": {"num_classes": 5}, "memory_bank": {"tail_classes": [7]}})
     with pytest.raises(ValueError, match="key=value"):

@@ -400,6 +400,14 @@ def validate_config(cfg: Config) -> None:
     e = cfg.evaluation
     need(e.interval >= 0, "evaluation.interval", e.interval, "an int >= 0 (0 = never)")
     need(e.best_metric in BEST_METRICS, "evaluation.best_metric", e.best_metric, str(BEST_METRICS))
+    if e.best_metric in ("mIoU_head", "mIoU_middle", "mIoU_tail"):
+        need(
+            d.class_groups is not None,
+            "data.class_groups",
+            d.class_groups,
+            f"a class-groups JSON (from `aucseg stats`) when evaluation.best_metric is "
+            f"{e.best_metric!r}",
+        )
     need(bool(e.scales) and min(e.scales) > 0, "evaluation.scales", e.scales, "positive floats")
     if e.mode == "slide":
         need(e.crop_size is not None, "evaluation.crop_size", e.crop_size, "(h, w) for slide mode")

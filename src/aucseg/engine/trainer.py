@@ -402,6 +402,11 @@ class Trainer:
                 f"evaluation.best_metric {self.best_metric!r} is not among the evaluation "
                 f"results {sorted(k for k in results if k != 'per_class')}"
             )
+        if results[self.best_metric] is None:
+            raise ValueError(
+                f"evaluation.best_metric {self.best_metric!r} is null in the evaluation results "
+                f"(no class groups?); set data.class_groups or use best_metric mIoU"
+            )
         value = float(results[self.best_metric])
         if math.isfinite(value) and (self.best is None or value > self.best["value"]):
             self.best = {"name": self.best_metric, "value": value, "iteration": self.iteration}
