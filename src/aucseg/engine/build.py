@@ -332,7 +332,8 @@ def train_from_config(
         if dist.is_main_process():
             save_config(cfg, work_dir / "config.yaml")
         model = build_model_from_config(cfg, load_pretrained=resume_path is None)
-        if dist.is_distributed() and cfg.model.sync_bn:
+        # SyncBatchNorm has no CPU kernel: CPU (gloo) runs keep per-process BatchNorm
+        if dist.is_distributed() and cfg.model.sync_bn and device.type != "cpu":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(device)
         bank, sample_transform = build_memory_bank(cfg, seed=cfg.runtime.seed + dist.get_rank())
