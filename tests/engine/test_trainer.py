@@ -127,6 +127,14 @@ def test_bf16_autocast_on_cpu(tmp_path):
     assert out["iteration"] == 2 and torch.isfinite(torch.tensor(out["last_log"]["loss"]))
 
 
+def test_fp16_autocast_with_grad_scaler(tmp_path):
+    trainer = make_trainer(tmp_path, max_iters=2, amp="fp16")
+    out = trainer.train()
+    assert out["iteration"] == 2 and "loss_scale" in out["last_log"]
+    state = load_checkpoint_file(tmp_path / "checkpoints" / "last.pth")
+    assert state["scaler"]["scale"] > 0 and state["meta"]["amp"] == "fp16"
+
+
 def test_nan_stops_with_term_and_iteration_keeping_last_good(tmp_path):
     trainer = make_trainer(tmp_path, max_iters=8, losses=[CELoss(), PoisonLoss(at=4)])
     with pytest.raises(NonFiniteLossError, match=r"'loss_poison' is nan at iteration 4") as exc:

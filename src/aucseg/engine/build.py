@@ -366,6 +366,7 @@ def train_from_config(
             tensorboard=cfg.runtime.tensorboard,
             progress=cfg.runtime.progress,
             find_unused_parameters=cfg.runtime.find_unused_parameters,
+            seed=cfg.runtime.seed,
         )
         if resume_path is not None:
             trainer.resume(resume_path)

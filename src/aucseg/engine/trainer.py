@@ -209,6 +209,7 @@ class Trainer:
         tensorboard: write TensorBoard events.
         progress: show a progress bar.
         find_unused_parameters: passed to DDP.
+        seed: run seed; ranks > 0 derive their RNG state from it when resuming.
     """
 
     def __init__(
@@ -236,6 +237,7 @@ class Trainer:
         tensorboard: bool = True,
         progress: bool = True,
         find_unused_parameters: bool = False,
+        seed: int = 0,
     ) -> None:
         if amp not in AMP_DTYPES:
             raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
@@ -262,6 +264,7 @@ class Trainer:
         self.keep_iter_checkpoints = keep_iter_checkpoints
         self.config = config
         self.tensorboard, self.progress = tensorboard, progress
+        self.seed = seed
         self.iteration = 0
         self.best: dict[str, Any] | None = None
         self.last_checkpoint: Path | None = None
@@ -295,7 +298,7 @@ class Trainer:
         """Restore a checkpoint dict written by :meth:`state_dict`.
 
         On rank 0 the RNG states are restored exactly; other ranks cannot (only rank 0's
-        states are saved) and reseed from ``(seed, rank, iteration)`` instead.
+        states are saved) and reseed from ``(seed, iteration, rank)`` instead.
         """
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -310,7 +313,8 @@ class Trainer:
             if dist.get_rank() == 0:
                 set_rng_state(state["rng"])
             else:
-                dist.seed_everything(sample_seed(self.iteration, dist.get_rank(), stream=3), False)
+                rank_seed = sample_seed(self.seed, self.iteration, stream=3 + dist.get_rank())
+                dist.seed_everything(rank_seed, rank_offset=False)
 
     def resume(self, path: str | Path) -> int:
         """Load ``path`` (via ``torch.load(weights_only=True)``) and return its iteration."""
