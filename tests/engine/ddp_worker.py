@@ -1,6 +1,7 @@
 """Worker launched by test_distributed.py under torchrun: trains the stand-in for 3 steps.
 
-Usage: torchrun --nproc_per_node 2 ddp_worker.py WORK_DIR POISON_RANK
+Usage: torchrun --nproc_per_node 2 ddp_worker.py WORK_DIR POISON_RANK [WORK_DIR POISON_RANK ...]
+(one run per pair, in the same process group; POISON_RANK -1 = no NaN).
 """
 
 import sys
@@ -17,25 +18,31 @@ from aucseg import dist
 from aucseg.engine.trainer import NonFiniteLossError
 
 
-def main(work_dir: str, poison_rank: int) -> None:
+def run(work_dir: str, poison_rank: int) -> None:
+    rank = dist.get_rank()
+    losses = [CELoss()]
+    if poison_rank >= 0:
+        losses.append(PoisonLoss(at=2 if rank == poison_rank else 10**9))
+    trainer = make_trainer(work_dir, max_iters=3, losses=losses)
+    try:
+        trainer.train()
+        status = "done"
+    except NonFiniteLossError as exc:
+        status = f"nan:{exc.term}:{exc.iteration}"
+    params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    torch.save({"params": params, "status": status}, Path(work_dir) / f"rank{rank}.pt")
+    dist.barrier()
+
+
+def main(pairs: list[str]) -> None:
     torch.set_num_threads(1)
     assert dist.init_distributed("gloo")
-    rank = dist.get_rank()
     try:
-        losses = [CELoss()]
-        if poison_rank >= 0:
-            losses.append(PoisonLoss(at=2 if rank == poison_rank else 10**9))
-        trainer = make_trainer(work_dir, max_iters=3, losses=losses)
-        try:
-            trainer.train()
-            status = "done"
-        except NonFiniteLossError as exc:
-            status = f"nan:{exc.term}:{exc.iteration}"
-        params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
-        torch.save({"params": params, "status": status}, Path(work_dir) / f"rank{rank}.pt")
+        for work_dir, poison_rank in zip(pairs[::2], pairs[1::2], strict=True):
+            run(work_dir, int(poison_rank))
     finally:
         dist.cleanup()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1:])
