@@ -289,6 +289,12 @@ def build_evaluate_fn(
     groups = resolve_class_groups(cfg)
 
     def run(model: nn.Module) -> dict[str, Any]:
+        try:
+            return _evaluate(model)
+        finally:
+            _reset_nmf_generator(model)
+
+    def _evaluate(model: nn.Module) -> dict[str, Any]:
         return evaluate(
             model,
             dataset,
@@ -308,6 +314,15 @@ def build_evaluate_fn(
         )
 
     return run
+
+
+def _reset_nmf_generator(model: nn.Module) -> None:
+    """Let training draw NMF bases from the global RNG again (saved in checkpoints)."""
+    try:
+        from aucseg.models import set_nmf_generator
+    except ImportError:
+        return
+    set_nmf_generator(model, None)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -446,7 +461,7 @@ def resolve_palette(cfg: Config) -> Any:
     """The dataset's palette, or :func:`default_palette` when the data folder is unavailable."""
     try:
         return build_val_dataset(cfg).palette
-    except (FileNotFoundError, ValueError, OSError):
+    except (FileNotFoundError, ValueError, OSError, RuntimeError):
         print(
             f"note: dataset at {cfg.data.root!r} not available; using a generated palette",
             file=sys.stderr,
