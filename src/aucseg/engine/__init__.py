@@ -1,0 +1,46 @@
+"""Training engine: optimizer and schedule, checkpoints, logging, the train loop and builders.
+
+``build`` maps a :class:`aucseg.config.Config` onto the plain-valued pieces below; every other
+module takes plain values only.
+"""
+
+from aucseg.engine.checkpoint import (
+    checkpoint_dir,
+    get_rng_state,
+    load_checkpoint_file,
+    make_checkpoint,
+    resolve_resume_path,
+    save_atomic,
+    set_rng_state,
+)
+from aucseg.engine.logger import TrainLogger
+from aucseg.engine.optim import build_adamw, build_param_groups, official_custom_keys
+from aucseg.engine.schedule import PolyWarmupScheduler, poly_warmup_lr
+from aucseg.engine.trainer import (
+    NonFiniteLossError,
+    ResumableSampler,
+    SeededSamples,
+    Trainer,
+    make_train_loader,
+)
+
+__all__ = [
+    "NonFiniteLossError",
+    "PolyWarmupScheduler",
+    "ResumableSampler",
+    "SeededSamples",
+    "TrainLogger",
+    "Trainer",
+    "build_adamw",
+    "build_param_groups",
+    "checkpoint_dir",
+    "get_rng_state",
+    "load_checkpoint_file",
+    "make_checkpoint",
+    "make_train_loader",
+    "official_custom_keys",
+    "poly_warmup_lr",
+    "resolve_resume_path",
+    "save_atomic",
+    "set_rng_state",
+]
