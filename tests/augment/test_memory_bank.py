@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from aucseg.augment import BatchTMemoryBank, MemoryBankTransform, TMemoryBank
-from aucseg.augment.memory_bank import _class_boxes
+from aucseg.augment.memory_bank import _class_rows
 
 IGNORE = 255
 
@@ -164,17 +164,16 @@ def test_memory_size_zero_and_no_tail_classes_are_no_ops():
         assert bank.stats()["pastes"] == 0 and bank.stats()["entries"] == 0
 
 
-def test_class_boxes_match_brute_force():
+def test_class_rows_match_brute_force():
     labels = torch.stack([_scene(i, classes=(0, 1, 2, 4))[1] for i in range(3)])
     labels[1, 5, 5] = -1  # negative values are not classes
-    present, boxes = _class_boxes(labels, 6)
+    present, rows = _class_rows(labels, 6)
     for b in range(3):
         for c in range(6):
-            rows, cols = (labels[b] == c).nonzero().unbind(1)
-            assert bool(present[b, c]) == (rows.numel() > 0)
-            if rows.numel():
-                want = [rows.min(), rows.max(), cols.min(), cols.max()]
-                assert boxes[b, c].tolist() == [int(v) for v in want]
+            where = (labels[b] == c).nonzero()[:, 0]
+            assert bool(present[b, c]) == (where.numel() > 0)
+            if where.numel():
+                assert rows[b, c].tolist() == [int(where.min()), int(where.max())]
 
 
 def test_state_round_trip_through_torch_save_continues_identically():

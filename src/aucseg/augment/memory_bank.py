@@ -118,7 +118,7 @@ def _resize_axis(
 
 
 def _make_entry(
-    image: torch.Tensor, label: torch.Tensor, cls: int, box: Sequence[int], p_resize: float
+    image: torch.Tensor, label: torch.Tensor, cls: int, top: int, bottom: int, p_resize: float
 ) -> _Entry:
     """Cut class ``cls`` out of one sample, shrunk by ``p_resize``, as a new (copied) entry.
 
@@ -126,19 +126,20 @@ def _make_entry(
         image: (3, H, W) float sample.
         label: (H, W) integer labels.
         cls: class id present in ``label``.
-        box: (top, bottom, left, right) inclusive bounding box of ``cls`` in ``label``.
+        top, bottom: first and last row of ``cls`` in ``label`` (inclusive).
         p_resize: shrink factor in (0, 1].
 
     Returns:
         The entry; its mask may be empty when nearest sampling drops a thin object (as in the
         official code).
     """
-    top, bottom, left, right = (int(v) for v in box)
     height, width = label.shape
+    band = label[top : bottom + 1] == cls  # (rows of the class, W)
+    cols = band.any(dim=0).nonzero().flatten()
+    left, right = int(cols[0]), int(cols[-1])
     if p_resize == 1.0:
-        mask = label[top : bottom + 1, left : right + 1] == cls
         patch = image[:, top : bottom + 1, left : right + 1].clone()
-        return _Entry(patch, mask, top, left, height, width)
+        return _Entry(patch, band[:, left : right + 1].clone(), top, left, height, width)
     hs, ws = _shrunk_size(height, p_resize), _shrunk_size(width, p_resize)
     near_r, r0, r1, wr = _resize_plan(height, hs)
     near_c, c0, c1, wc = _resize_plan(width, ws)
@@ -153,8 +154,7 @@ def _make_entry(
     # Mask: nearest samples inside the box (the official resized canvas, restricted to the box).
     rows_n = torch.tensor(near_r[ra:rb], device=dev) - top
     cols_n = torch.tensor(near_c[ca:cb], device=dev) - left
-    box_lab = label[top : bottom + 1, left : right + 1]
-    mask = box_lab.index_select(0, rows_n).index_select(1, cols_n) == cls
+    mask = band[:, left : right + 1].index_select(0, rows_n).index_select(1, cols_n)
     # Image: the bilinear resize of the whole crop, evaluated only at the kept rows and columns.
     y0, y1 = int(r0[ra]), int(r1[rb - 1])
     x0, x1 = int(c0[ca]), int(c1[cb - 1])
@@ -164,38 +164,34 @@ def _make_entry(
     return _Entry(patch, mask, ra, ca, hs, ws)
 
 
-def _class_boxes(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample class presence and bounding boxes in two bincount passes.
+def _class_rows(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample class presence and first/last row of every class, in one bincount pass.
 
     Args:
         labels: (B, H, W) integer labels; values outside [0, num_classes) are ignored.
         num_classes: number of classes C.
 
     Returns:
-        present (B, C) bool and boxes (B, C, 4) int64 (top, bottom, left, right), inclusive;
-        boxes of absent classes are meaningless. Both on the labels' device.
+        present (B, C) bool and rows (B, C, 2) int64 (top, bottom), inclusive; rows of absent
+        classes are meaningless. Both on the labels' device.
     """
-    b, h, w = labels.shape
-    lab = labels.to(torch.int64)
-    lo, hi = (int(v) for v in lab.aminmax())
+    b, h, _ = labels.shape
+    lo, hi = (int(v) for v in labels.aminmax())
+    lab = labels
     if lo < 0:  # negative labels are not classes: send them to an extra bin
-        lab = torch.where(lab < 0, max(hi, num_classes) + 1, lab)
         hi = max(hi, num_classes) + 1
+        lab = torch.where(labels < 0, hi, labels)
     bins = max(hi + 1, num_classes)
-    dev = lab.device
-    row_key = (torch.arange(b * h, device=dev) * bins).view(b, h, 1)
-    col_key = (torch.arange(b * w, device=dev) * bins).view(b, 1, w)
-    rows = torch.bincount((row_key + lab).flatten(), minlength=b * h * bins)
-    cols = torch.bincount((col_key + lab).flatten(), minlength=b * w * bins)
-    rows = rows.view(b, h, bins)[..., :num_classes] > 0  # (B, H, C)
-    cols = cols.view(b, w, bins)[..., :num_classes] > 0  # (B, W, C)
+    key_dtype = torch.int32 if b * h * bins < 2**31 else torch.int64  # int32: less traffic
+    row_key = (torch.arange(b * h, device=lab.device, dtype=key_dtype) * bins).view(b, h, 1)
+    counts = torch.bincount((row_key + lab.to(key_dtype)).flatten(), minlength=b * h * bins)
+    rows = counts.view(b, h, bins)[..., :num_classes] > 0  # (B, H, C)
     present = rows.any(dim=1)
-    # argmax of a bool tensor returns the first True; on the flipped tensor, the last True.
-    top = rows.to(torch.uint8).argmax(dim=1)
-    bottom = h - 1 - rows.flip(1).to(torch.uint8).argmax(dim=1)
-    left = cols.to(torch.uint8).argmax(dim=1)
-    right = w - 1 - cols.flip(1).to(torch.uint8).argmax(dim=1)
-    return present, torch.stack([top, bottom, left, right], dim=-1)
+    # argmax returns the first maximum: the first row holding the class; flipped, the last.
+    rows_u8 = rows.to(torch.uint8)
+    top = rows_u8.argmax(dim=1)
+    bottom = h - 1 - rows_u8.flip(1).argmax(dim=1)
+    return present, torch.stack([top, bottom], dim=-1)
 
 
 def _paste(
@@ -216,7 +212,7 @@ def _paste(
     mask = entry.mask[ya - y0 : yb - y0, xa - x0 : xb - x0].to(label.device)
     patch = entry.patch[:, ya - y0 : yb - y0, xa - x0 : xb - x0].to(image.device, image.dtype)
     img_view = image[:, ya:yb, xa:xb]
-    img_view.copy_(torch.where(mask, patch, img_view))
+    torch.where(mask, patch, img_view, out=img_view)  # elementwise, so writing in place is safe
     lab_view = label[ya:yb, xa:xb]
     lab_view.masked_fill_(mask, cls)
     return int(mask.sum())
@@ -321,13 +317,14 @@ class _BankBase:
         return self._rng.randint(min(a, b), max(a, b))
 
     def _store_sample(
-        self, image: torch.Tensor, label: torch.Tensor, present: list[int], boxes: torch.Tensor
+        self, image: torch.Tensor, label: torch.Tensor, present: list[int], rows: torch.Tensor
     ) -> None:
-        """Store every tail class present in one sample (boxes: (C, 4) on the CPU)."""
+        """Store every tail class present in one sample (rows: (C, 2) on the CPU)."""
         if self.memory_size == 0:
             return
         for cls in present:
-            entry = _make_entry(image, label, cls, boxes[cls].tolist(), self.p_resize)
+            top, bottom = rows[cls].tolist()
+            entry = _make_entry(image, label, cls, top, bottom, self.p_resize)
             self._store(cls, entry)
 
     # ----------------------------------------------------------------- statistics
@@ -473,12 +470,12 @@ class TMemoryBank(_BankBase):
         self._counts["samples"] += 1
         if not self.tail_classes:
             return image, label
-        present_b, boxes_b = _class_boxes(label[None], self.num_classes)
+        present_b, rows_b = _class_rows(label[None], self.num_classes)
         present_mask = present_b[0].cpu()
-        boxes = boxes_b[0].cpu()
+        rows = rows_b[0].cpu()
         tail_present = (present_mask & self._tail_mask).nonzero().flatten().tolist()
         missing = [c for c in self.tail_classes if not present_mask[c]]
-        self._store_sample(image, label, tail_present, boxes)
+        self._store_sample(image, label, tail_present, rows)
         if self.memory_size == 0:
             return image, label
         for cls in self._draw_missing(missing):
@@ -515,11 +512,11 @@ class BatchTMemoryBank(_BankBase):
         self._counts["samples"] += batch
         if not self.tail_classes or batch == 0:
             return images, labels
-        present, boxes = _class_boxes(labels, self.num_classes)
-        present, boxes = present.cpu(), boxes.cpu()  # one host sync per batch
+        present, rows = _class_rows(labels, self.num_classes)
+        present, rows = present.cpu(), rows.cpu()  # one host sync per batch
         for b in range(batch):
             tail_present = (present[b] & self._tail_mask).nonzero().flatten().tolist()
-            self._store_sample(images[b], labels[b], tail_present, boxes[b])
+            self._store_sample(images[b], labels[b], tail_present, rows[b])
         if self.memory_size == 0:
             return images, labels
         in_batch = present.any(dim=0)
