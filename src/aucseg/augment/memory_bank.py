@@ -87,7 +87,9 @@ def _shrunk_size(size: int, p_resize: float) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _resize_plan(src: int, dst: int) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]:
+def _resize_plan(
+    src: int, dst: int
+) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Index tables of a ``src -> dst`` resize along one axis (cached per size pair).
 
     Nearest follows OpenCV ``INTER_NEAREST`` (``floor(i · src / dst)``); bilinear follows OpenCV
@@ -95,8 +97,8 @@ def _resize_plan(src: int, dst: int) -> tuple[list[int], torch.Tensor, torch.Ten
     centres, clamped at the borders).
 
     Returns:
-        near (python list, non-decreasing), i0, i1 (int64) and w1 (float32 weight of i1), each
-        of length ``dst``.
+        near (python list, non-decreasing, and the same as an int64 tensor), i0, i1 (int64) and
+        w1 (float32 weight of i1), each of length ``dst``.
     """
     dst_idx = torch.arange(dst, dtype=torch.float64)
     near = (dst_idx * (src / dst)).floor().to(torch.int64).clamp_(max=src - 1)
@@ -104,7 +106,14 @@ def _resize_plan(src: int, dst: int) -> tuple[list[int], torch.Tensor, torch.Ten
     i0 = pos.floor().to(torch.int64).clamp_(max=src - 1)
     w1 = (pos - i0.to(torch.float64)).clamp_(0.0, 1.0).to(torch.float32)
     i1 = (i0 + 1).clamp_(max=src - 1)
-    return near.tolist(), i0, i1, w1
+    return near.tolist(), near, i0, i1, w1
+
+
+def _to(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``t`` on ``like``'s device and dtype (no call when already there: this is a hot path)."""
+    if t.device == like.device and t.dtype == like.dtype:
+        return t
+    return t.to(like.device, like.dtype)
 
 
 def _resize_axis(
@@ -113,7 +122,7 @@ def _resize_axis(
     """Linear interpolation of ``x`` along ``dim`` at taps (i0, i1) with weights w1."""
     shape = [1] * x.ndim
     shape[dim] = -1
-    w = w1.to(x.device, x.dtype).view(shape)
+    w = _to(w1, x).view(shape)
     return torch.lerp(x.index_select(dim, i0), x.index_select(dim, i1), w)
 
 
@@ -141,8 +150,8 @@ def _make_entry(
         patch = image[:, top : bottom + 1, left : right + 1].clone()
         return _Entry(patch, band[:, left : right + 1].clone(), top, left, height, width)
     hs, ws = _shrunk_size(height, p_resize), _shrunk_size(width, p_resize)
-    near_r, r0, r1, wr = _resize_plan(height, hs)
-    near_c, c0, c1, wc = _resize_plan(width, ws)
+    near_r, near_rt, r0, r1, wr = _resize_plan(height, hs)
+    near_c, near_ct, c0, c1, wc = _resize_plan(width, ws)
     # Shrunken rows/cols whose nearest source lies in the box: contiguous ranges.
     ra, rb = bisect.bisect_left(near_r, top), bisect.bisect_right(near_r, bottom)
     ca, cb = bisect.bisect_left(near_c, left), bisect.bisect_right(near_c, right)
@@ -150,17 +159,19 @@ def _make_entry(
         empty_patch = image.new_zeros((image.shape[0], 0, 0))
         empty_mask = torch.zeros((0, 0), dtype=torch.bool, device=label.device)
         return _Entry(empty_patch, empty_mask, 0, 0, hs, ws)
-    dev = label.device
+    if label.device != near_rt.device:  # index tensors must live on the image's device
+        near_rt, near_ct = near_rt.to(label.device), near_ct.to(label.device)
+        r0, r1, c0, c1 = (t.to(label.device) for t in (r0, r1, c0, c1))
     # Mask: nearest samples inside the box (the official resized canvas, restricted to the box).
-    rows_n = torch.tensor(near_r[ra:rb], device=dev) - top
-    cols_n = torch.tensor(near_c[ca:cb], device=dev) - left
+    rows_n = near_rt[ra:rb] - top
+    cols_n = near_ct[ca:cb] - left
     mask = band[:, left : right + 1].index_select(0, rows_n).index_select(1, cols_n)
     # Image: the bilinear resize of the whole crop, evaluated only at the kept rows and columns.
     y0, y1 = int(r0[ra]), int(r1[rb - 1])
     x0, x1 = int(c0[ca]), int(c1[cb - 1])
     region = image[:, y0 : y1 + 1, x0 : x1 + 1]
-    rows = _resize_axis(region, 1, (r0[ra:rb] - y0).to(dev), (r1[ra:rb] - y0).to(dev), wr[ra:rb])
-    patch = _resize_axis(rows, 2, (c0[ca:cb] - x0).to(dev), (c1[ca:cb] - x0).to(dev), wc[ca:cb])
+    rows = _resize_axis(region, 1, r0[ra:rb] - y0, r1[ra:rb] - y0, wr[ra:rb])
+    patch = _resize_axis(rows, 2, c0[ca:cb] - x0, c1[ca:cb] - x0, wc[ca:cb])
     return _Entry(patch, mask, ra, ca, hs, ws)
 
 
@@ -209,8 +220,10 @@ def _paste(
     xa, xb = max(x0, 0), min(x0 + w, width)
     if ya >= yb or xa >= xb:
         return 0
-    mask = entry.mask[ya - y0 : yb - y0, xa - x0 : xb - x0].to(label.device)
-    patch = entry.patch[:, ya - y0 : yb - y0, xa - x0 : xb - x0].to(image.device, image.dtype)
+    mask = entry.mask[ya - y0 : yb - y0, xa - x0 : xb - x0]
+    if mask.device != label.device:
+        mask = mask.to(label.device)
+    patch = _to(entry.patch[:, ya - y0 : yb - y0, xa - x0 : xb - x0], image)
     img_view = image[:, ya:yb, xa:xb]
     torch.where(mask, patch, img_view, out=img_view)  # elementwise, so writing in place is safe
     lab_view = label[ya:yb, xa:xb]
@@ -278,8 +291,7 @@ class _BankBase:
         self.p_resize = float(p_resize)
         self.seed = seed
         self._rng = random.Random(seed)
-        self._tail_mask = torch.zeros(num_classes, dtype=torch.bool)
-        self._tail_mask[tail] = True
+        self._tail_sorted = sorted(tail)  # classes are stored in ascending id order
         self._memory: dict[int, list[_Entry]] = {c: [] for c in tail}
         self.reset_stats()
 
@@ -473,8 +485,9 @@ class TMemoryBank(_BankBase):
         present_b, rows_b = _class_rows(label[None], self.num_classes)
         present_mask = present_b[0].cpu()
         rows = rows_b[0].cpu()
-        tail_present = (present_mask & self._tail_mask).nonzero().flatten().tolist()
-        missing = [c for c in self.tail_classes if not present_mask[c]]
+        flags = present_mask.tolist()
+        tail_present = [c for c in self._tail_sorted if flags[c]]
+        missing = [c for c in self.tail_classes if not flags[c]]
         self._store_sample(image, label, tail_present, rows)
         if self.memory_size == 0:
             return image, label
@@ -514,12 +527,13 @@ class BatchTMemoryBank(_BankBase):
             return images, labels
         present, rows = _class_rows(labels, self.num_classes)
         present, rows = present.cpu(), rows.cpu()  # one host sync per batch
+        flags = present.tolist()
         for b in range(batch):
-            tail_present = (present[b] & self._tail_mask).nonzero().flatten().tolist()
+            tail_present = [c for c in self._tail_sorted if flags[b][c]]
             self._store_sample(images[b], labels[b], tail_present, rows[b])
         if self.memory_size == 0:
             return images, labels
-        in_batch = present.any(dim=0)
+        in_batch = present.any(dim=0).tolist()
         missing = [c for c in self.tail_classes if not in_batch[c]]
         for cls in self._draw_missing(missing):
             target = self._rng.randrange(batch)
