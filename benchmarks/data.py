@@ -92,6 +92,20 @@ def bench_bank(name: str, samples: list, fill: int) -> dict[str, float]:
     }
 
 
+def bench_worst_case(name: str, size: int, storage_dtype: torch.dtype | None) -> float:
+    """MiB of a full bank in which every entry is an object covering the whole crop."""
+    cfg = SETTINGS[name]
+    bank = TMemoryBank(
+        cfg["num_classes"], cfg["tail"], 5, 0.0, cfg["p_resize"], storage_dtype=storage_dtype
+    )
+    image = torch.randn(3, size, size)
+    for cls in cfg["tail"]:
+        label = torch.full((size, size), cls, dtype=torch.int64)
+        for _ in range(5):
+            bank(image, label)
+    return bank.memory_bytes() / 2**20
+
+
 def bench_batch(name: str, samples: list, batch: int, device: str) -> float:
     """Milliseconds per mini-batch of the batch-mode bank (after filling)."""
     cfg = SETTINGS[name]
@@ -179,6 +193,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['rss_growth_mib']:.1f} | {r['official_mib']:.0f} | {r['official_full_mib']:.0f} | "
             f"{r['batch_ms']:.2f} (B={r['batch']}) |"
         )
+    print()
+    print(
+        "| setting | worst case (every entry a whole-crop object) MiB: float32 / float16 "
+        "| official MiB (full) |"
+    )
+    print("|---|---|---|")
+    for name, r in rows:
+        w32 = bench_worst_case(name, args.size, None)
+        w16 = bench_worst_case(name, args.size, torch.float16)
+        print(f"| {name} | {w32:.0f} / {w16:.0f} | {r['official_full_mib']:.0f} |")
     bench_pipeline(args.samples)
     return 0
 

@@ -297,3 +297,36 @@ def test_invalid_inputs_are_rejected():
         bank(image, label.float())
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         BatchTMemoryBank(6, [1])(image, label)
+
+
+def test_half_precision_storage_halves_patch_memory():
+    image, label = _scene(0, classes=(0, 3))
+    exact = TMemoryBank(6, [3], memory_size=1)
+    half = TMemoryBank(6, [3], memory_size=1, storage_dtype=torch.float16)
+    exact(image.clone(), label.clone())
+    half(image.clone(), label.clone())
+    (e32,), (e16,) = exact._memory[3], half._memory[3]
+    assert e16.patch.dtype == torch.float16
+    assert e16.patch.shape == e32.patch.shape
+    assert exact.memory_bytes() - half.memory_bytes() == 2 * e32.patch.numel()
+    dst = _scene(1, classes=(0,))
+    out = half(dst[0].clone(), dst[1].clone())[0]
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out[:, label == 3], image[:, label == 3], atol=2e-3, rtol=0)
+    with pytest.raises(TypeError, match="storage_dtype"):
+        TMemoryBank(6, [3], storage_dtype=torch.int64)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batch_mode_on_cuda_matches_cpu():
+    scenes = [_scene(i, classes=(0, 2, 3) if i < 3 else (0, 1)) for i in range(6)]
+    imgs = torch.stack([s[0] for s in scenes])
+    labs = torch.stack([s[1] for s in scenes])
+    results = []
+    for device in ("cpu", "cuda"):
+        bank = BatchTMemoryBank(6, [2, 3], memory_size=2, p_resize=0.5, seed=0)
+        bank(imgs[:3].clone().to(device), labs[:3].clone().to(device))
+        out = bank(imgs[3:].clone().to(device), labs[3:].clone().to(device))
+        results.append([t.cpu() for t in out])
+    assert torch.equal(results[0][1], results[1][1])
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=0)
