@@ -187,6 +187,9 @@ def _class_rows(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, t
         classes are meaningless. Both on the labels' device.
     """
     b, h, _ = labels.shape
+    if labels.device.type == "cpu" and b > 1:  # per sample: the histogram stays in cache
+        parts = [_class_rows(labels[i : i + 1], num_classes) for i in range(b)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     lo, hi = (int(v) for v in labels.aminmax())
     lab = labels
     if lo < 0:  # negative labels are not classes: send them to an extra bin
@@ -194,14 +197,17 @@ def _class_rows(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, t
         lab = torch.where(labels < 0, hi, labels)
     bins = max(hi + 1, num_classes)
     key_dtype = torch.int32 if b * h * bins < 2**31 else torch.int64  # int32: less traffic
-    row_key = (torch.arange(b * h, device=lab.device, dtype=key_dtype) * bins).view(b, h, 1)
-    counts = torch.bincount((row_key + lab.to(key_dtype)).flatten(), minlength=b * h * bins)
-    rows = counts.view(b, h, bins)[..., :num_classes] > 0  # (B, H, C)
-    present = rows.any(dim=1)
+    # key = (batch · bins + label) · H + row: counts come out as (B, bins, H), rows contiguous.
+    base = torch.arange(h, device=lab.device, dtype=key_dtype).view(1, h, 1)
+    base = base + (torch.arange(b, device=lab.device, dtype=key_dtype) * (bins * h)).view(b, 1, 1)
+    keys = torch.add(base, lab.to(key_dtype), alpha=h)
+    counts = torch.bincount(keys.flatten(), minlength=b * h * bins)
+    rows = counts.view(b, bins, h)[:, :num_classes] > 0  # (B, C, H)
+    present = rows.any(dim=2)
     # argmax returns the first maximum: the first row holding the class; flipped, the last.
     rows_u8 = rows.to(torch.uint8)
-    top = rows_u8.argmax(dim=1)
-    bottom = h - 1 - rows_u8.flip(1).argmax(dim=1)
+    top = rows_u8.argmax(dim=2)
+    bottom = h - 1 - rows_u8.flip(2).argmax(dim=2)
     return present, torch.stack([top, bottom], dim=-1)
 
 
@@ -476,15 +482,19 @@ class TMemoryBank(_BankBase):
         super().__init__(
             num_classes, tail_classes, memory_size, p_sample, p_resize, seed, storage_dtype
         )
-        self._worker_seeded = False
+        self._worker_seed: int | None = None
 
     def _seed_worker(self) -> None:
-        """Give each DataLoader worker its own random stream (once, on its first sample)."""
-        self._worker_seeded = True
+        """Give each DataLoader worker its own random stream (once, on its first sample).
+
+        ``info.seed`` differs per worker (and per rank when the base seed does), so workers that
+        received identical copies of the bank do not paste identically.
+        """
         info = torch.utils.data.get_worker_info()
-        if info is not None:
+        if info is not None and info.seed != self._worker_seed:
+            self._worker_seed = int(info.seed)
             base = 0 if self.seed is None else int(self.seed)
-            self._rng.seed(base * 1_000_003 + int(info.seed))
+            self._rng.seed(base * 1_000_003 + self._worker_seed)
 
     @torch.no_grad()
     def __call__(
@@ -492,8 +502,7 @@ class TMemoryBank(_BankBase):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the sample's tail classes, then paste missing ones; returns (image, label)."""
         _check_sample(image, label, batched=False)
-        if not self._worker_seeded:
-            self._seed_worker()
+        self._seed_worker()
         self._counts["samples"] += 1
         if not self.tail_classes:
             return image, label
