@@ -330,3 +330,16 @@ def test_batch_mode_on_cuda_matches_cpu():
         results.append([t.cpu() for t in out])
     assert torch.equal(results[0][1], results[1][1])
     torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=0)
+
+
+def test_stored_crop_larger_than_current_crop_is_pasted_clipped():
+    src_img, src_lab = _scene(0, h=40, w=40, classes=(0,))
+    src_lab[5:35, 5:35] = 3
+    bank = TMemoryBank(6, [3], memory_size=1, seed=0)
+    bank(src_img, src_lab)
+    dst_img, dst_lab = _scene(1, h=20, w=24, classes=(0, 1))
+    out_img, out_lab = bank(dst_img.clone(), dst_lab.clone())
+    changed = out_lab != dst_lab
+    assert changed.any() and torch.all(out_lab[changed] == 3)
+    assert bank.stats()["pixels_pasted"] == int((out_lab == 3).sum())
+    assert torch.equal(out_img[:, ~changed], dst_img[:, ~changed])

@@ -52,6 +52,11 @@ class _Entry:
     left: int
     crop_h: int
     crop_w: int
+    pixels: int = -1
+
+    def __post_init__(self) -> None:
+        if self.pixels < 0:
+            self.pixels = int(self.mask.sum())
 
     def nbytes(self) -> int:
         """Bytes held by the entry's tensors."""
@@ -192,9 +197,9 @@ def _class_rows(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, t
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     lo, hi = (int(v) for v in labels.aminmax())
     lab = labels
-    if lo < 0:  # negative labels are not classes: send them to an extra bin
-        hi = max(hi, num_classes) + 1
-        lab = torch.where(labels < 0, hi, labels)
+    if lo < 0 or hi > num_classes + 255:  # keep the histogram small: non-classes share one bin
+        lab = torch.where((labels < 0) | (labels >= num_classes), num_classes, labels)
+        hi = num_classes
     bins = max(hi + 1, num_classes)
     key_dtype = torch.int32 if b * h * bins < 2**31 else torch.int64  # int32: less traffic
     # key = (batch · bins + label) · H + row: counts come out as (B, bins, H), rows contiguous.
@@ -226,6 +231,7 @@ def _paste(
     xa, xb = max(x0, 0), min(x0 + w, width)
     if ya >= yb or xa >= xb:
         return 0
+    clipped = (ya, yb, xa, xb) != (y0, y0 + h, x0, x0 + w)
     mask = entry.mask[ya - y0 : yb - y0, xa - x0 : xb - x0]
     if mask.device != label.device:
         mask = mask.to(label.device)
@@ -234,7 +240,7 @@ def _paste(
     torch.where(mask, patch, img_view, out=img_view)  # elementwise, so writing in place is safe
     lab_view = label[ya:yb, xa:xb]
     lab_view.masked_fill_(mask, cls)
-    return int(mask.sum())
+    return int(mask.sum()) if clipped else entry.pixels  # no device sync in the usual case
 
 
 def _check_sample(image: Any, label: Any, batched: bool) -> None:
