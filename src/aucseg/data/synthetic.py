@@ -1,12 +1,14 @@
 """Generated long-tail scenes in the Cityscapes or ADE20K folder layout.
 
-Every class has its own colour, stripe texture (period, angle, contrast) and shape (rectangle,
-ellipse or diamond). Class ``k`` (0-based rank) appears ``Poisson(λ·(k+1)^(-0.6a))`` times per image
-with a size whose area scales as ``(k+1)^(-0.4a)``, so its expected pixel share follows a Zipf law
-``∝ (k+1)^(-a)``: class 0 is the background, the last classes are rare and small. Shapes are painted
-from frequent to rare, so rare objects stay visible. A thin band at the bottom of some images is
-ignore (255), like the Cityscapes ego vehicle. Generation is vectorised per shape (no pixel loops):
-the default set (200 + 50 images of 128x256) is written in a few seconds.
+Every class has its own stripe texture (period, angle, contrast) and shape (rectangle, ellipse or
+diamond); the frequent half of the classes have distinct colours, and each rare class shares the
+colour of a frequent twin, so it is told apart by texture (see :meth:`SyntheticStyle.create`).
+Class ``k`` (0-based rank) appears ``Poisson(λ·(k+1)^(-0.6a))`` times per image with a size whose
+area scales as ``(k+1)^(-0.4a)``, so its expected pixel share follows a Zipf law ``∝ (k+1)^(-a)``:
+class 0 is the background, the last classes are rare and small. Shapes are painted from frequent
+to rare, so rare objects stay visible. A thin band at the bottom of some images is ignore (255),
+like the Cityscapes ego vehicle. Generation is vectorised per shape (no pixel loops): the default
+set (200 + 50 images of 128x256) is written in a few seconds.
 """
 
 from __future__ import annotations
@@ -43,20 +45,35 @@ class SyntheticStyle:
 
     @classmethod
     def create(cls, num_classes: int, seed: int = 0) -> SyntheticStyle:
-        """Distinct styles: hues on the golden-angle wheel, varied value, texture and shape."""
+        """Per-class styles: the frequent half gets distinct colours (golden-angle hues); each
+        class of the rare half shares the colour of a frequent "twin" and differs from it by its
+        stripes only (orientation turned 90 degrees, period halved or doubled), so rare classes
+        need texture, not colour alone, to be told apart.
+        """
         rng = np.random.default_rng(seed + 7919)
-        k = np.arange(num_classes)
+        half = (num_classes + 1) // 2
+        k = np.arange(half)
         hue = ((k * 0.618033988749895) % 1.0 * 180).astype(np.uint8)  # OpenCV hue in [0, 180)
         sat = np.where(k % 2 == 0, 200, 130).astype(np.uint8)
         val = (110 + (k * 53) % 140).astype(np.uint8)
         hsv = np.stack([hue, sat, val], axis=-1)[None]
         colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0].astype(np.float32)
-        colour = np.concatenate([colour, [[40.0, 40.0, 40.0]]]).astype(np.float32)
-        period = np.append(rng.uniform(4.0, 16.0, num_classes), 8.0).astype(np.float32)
-        angle = np.append(rng.uniform(0.0, np.pi, num_classes), 0.0).astype(np.float32)
-        contrast = np.append(rng.uniform(15.0, 45.0, num_classes), 0.0).astype(np.float32)
-        shape = (k % 3).astype(np.int64)
-        return cls(colour, period, angle, contrast, shape)
+        period = rng.uniform(5.0, 14.0, half)
+        angle = rng.uniform(0.0, np.pi, half)
+        contrast = rng.uniform(25.0, 45.0, half)
+        twin = np.arange(half, num_classes) - half + 1  # rare class -> frequent twin (not 0)
+        twin = np.minimum(twin, half - 1)
+        colour = np.concatenate([colour, colour[twin], [[40.0, 40.0, 40.0]]])
+        period = np.concatenate(
+            [period, np.where(period[twin] > 9.0, period[twin] / 2, period[twin] * 2), [8.0]]
+        )
+        angle = np.concatenate([angle, (angle[twin] + np.pi / 2) % np.pi, [0.0]])
+        contrast = np.concatenate([contrast, contrast[twin], [0.0]])
+        shape = (np.arange(num_classes) % 3).astype(np.int64)
+        f32 = np.float32
+        return cls(
+            colour.astype(f32), period.astype(f32), angle.astype(f32), contrast.astype(f32), shape
+        )
 
 
 def sample_label(
