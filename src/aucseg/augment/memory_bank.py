@@ -312,6 +312,7 @@ class _BankBase:
         self._rng = random.Random(seed)
         self._tail_sorted = sorted(tail)  # classes are stored in ascending id order
         self._memory: dict[int, list[_Entry]] = {c: [] for c in tail}
+        self._device: torch.device | None = None  # where the entries live (batch mode)
         self.reset_stats()
 
     # ----------------------------------------------------------------- storage and retrieval
@@ -342,6 +343,13 @@ class _BankBase:
         self._counts["pastes"] += 1
         self._counts["pixels_pasted"] += pixels
         self._per_class[cls] = self._per_class.get(cls, 0) + 1
+
+    def to(self, device: torch.device | str) -> _BankBase:
+        """Move every stored entry to ``device`` (in place); returns the bank."""
+        for slots in self._memory.values():
+            for entry in slots:
+                entry.patch, entry.mask = entry.patch.to(device), entry.mask.to(device)
+        return self
 
     def _randint_between(self, a: int, b: int) -> int:
         """``randint(a, b)`` that also accepts b < a (a stored crop larger than this one)."""
@@ -439,6 +447,7 @@ class _BankBase:
             c: [_Entry.from_state(e) for e in entries]
             for c, entries in zip(self.tail_classes, state["memory"], strict=True)
         }
+        self._device = torch.device("cpu")
         self._counts = {k: int(v) for k, v in state["counts"].items()}
         self._per_class = {int(c): int(n) for c, n in state["per_class"]}
 
@@ -533,10 +542,10 @@ class BatchTMemoryBank(_BankBase):
     stored from that sample; ``ceil(p_sample · #missing)`` tail classes absent from the *whole*
     mini-batch are pasted, each into a uniformly drawn sample of the batch. Stored entries live on
     the device of the images they were cut from (the training device), so pasting costs no host
-    transfer; :meth:`state_dict` moves them to the CPU and :meth:`load_state_dict` keeps them on
-    the CPU until they are pasted (then they are copied to the batch's device per paste). Under
-    DDP each rank owns its bank (stores and pastes its own batches; nothing is synchronised),
-    exactly as each official worker owns its bank.
+    transfer; :meth:`state_dict` moves them to the CPU and a loaded state moves to the batches'
+    device on the next call. Under DDP each rank owns its bank (stores and pastes its own
+    batches; nothing is synchronised), exactly as each official worker owns its bank; a
+    checkpoint written by rank 0 restores rank 0's bank on every rank.
 
     Args: as :class:`TMemoryBank`.
 
@@ -551,6 +560,9 @@ class BatchTMemoryBank(_BankBase):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the batch's tail classes, then paste the batch's missing ones."""
         _check_sample(images, labels, batched=True)
+        if self._device != images.device:  # first call, or after load_state_dict
+            self.to(images.device)
+            self._device = images.device
         batch = labels.shape[0]
         self._counts["samples"] += batch
         if not self.tail_classes or batch == 0:
