@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aucseg.augment import BatchTMemoryBank, MemoryBankTransform, TMemoryBank
 from aucseg.augment.memory_bank import _class_rows
@@ -343,3 +345,29 @@ def test_stored_crop_larger_than_current_crop_is_pasted_clipped():
     assert changed.any() and torch.all(out_lab[changed] == 3)
     assert bank.stats()["pixels_pasted"] == int((out_lab == 3).sum())
     assert torch.equal(out_img[:, ~changed], dst_img[:, ~changed])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    p_sample=st.sampled_from([0.2, 0.5, 1.0]),
+    p_resize=st.sampled_from([0.3, 0.5, 1.0]),
+    memory_size=st.integers(0, 3),
+)
+def test_property_only_missing_tail_classes_are_pasted(seed, p_sample, p_resize, memory_size):
+    tail = [2, 3, 4, 5]
+    bank = TMemoryBank(6, tail, memory_size, p_sample, p_resize, seed=seed)
+    rng = random.Random(seed)
+    for i in range(4):
+        classes = (0, *rng.sample([1, *tail], rng.randint(0, 3)))
+        image, label = _scene(seed + i, classes=classes)
+        present = set(label.unique().tolist())
+        stored_before = bank.stats()["stored"]
+        out_img, out_lab = bank(image.clone(), label.clone())
+        # stored: exactly the tail classes present before pasting (pasted ones are not stored)
+        expected = len(present & set(tail)) if memory_size else 0
+        assert bank.stats()["stored"] - stored_before == expected
+        changed = out_lab != label
+        assert set(out_lab[changed].tolist()) <= set(tail) - present
+        assert torch.equal(out_img[:, ~changed], image[:, ~changed])
+        assert all(len(slots) <= memory_size for slots in bank._memory.values())
