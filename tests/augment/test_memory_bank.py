@@ -371,3 +371,21 @@ def test_property_only_missing_tail_classes_are_pasted(seed, p_sample, p_resize,
         assert set(out_lab[changed].tolist()) <= set(tail) - present
         assert torch.equal(out_img[:, ~changed], image[:, ~changed])
         assert all(len(slots) <= memory_size for slots in bank._memory.values())
+
+
+def test_bank_from_stats_file(tmp_path):
+    import json
+
+    stats = {
+        "num_classes": 6,
+        "classes": list("abcdef"),
+        "pixel_counts": [60, 50, 40, 3, 2, 1],
+        "image_counts": [1] * 6,
+        "rule": {},
+        "groups": {"head": [0], "middle": [1, 2], "tail": [3, 4, 5]},
+    }
+    path = tmp_path / "stats.json"
+    path.write_text(json.dumps(stats))
+    bank = BatchTMemoryBank.from_stats_file(path, memory_size=2, p_resize=0.5)
+    assert isinstance(bank, BatchTMemoryBank)
+    assert (bank.num_classes, bank.tail_classes, bank.memory_size) == (6, [3, 4, 5], 2)

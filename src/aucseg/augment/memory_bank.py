@@ -28,6 +28,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -314,6 +315,19 @@ class _BankBase:
         self._memory: dict[int, list[_Entry]] = {c: [] for c in tail}
         self._device: torch.device | None = None  # where the entries live (batch mode)
         self.reset_stats()
+
+    @classmethod
+    def from_stats_file(cls, path: str | Path, **kwargs: Any) -> _BankBase:
+        """Build a bank whose classes and tail list come from an ``aucseg stats`` JSON file.
+
+        Args:
+            path: file written by ``aucseg stats`` (:func:`aucseg.data.stats.save_class_stats`).
+            **kwargs: the other constructor arguments (memory_size, p_sample, ...).
+        """
+        from aucseg.data.stats import load_class_stats
+
+        data = load_class_stats(path)
+        return cls(int(data["num_classes"]), [int(c) for c in data["groups"]["tail"]], **kwargs)
 
     # ----------------------------------------------------------------- storage and retrieval
     def _store(self, cls: int, entry: _Entry) -> None:
