@@ -1,0 +1,213 @@
+"""Speed and memory of the T-Memory Bank and the data pipeline.
+
+Measures, on generated long-tail scenes (``aucseg.data.synthetic``):
+
+* per-sample time of :class:`aucseg.augment.TMemoryBank` at 512x512 with the official ADE20K
+  (150 classes, 124 tail, memory 5, p_sample 0.05, p_resize 0.4) and Cityscapes (19 classes,
+  7 tail, memory 5, p_sample 1, p_resize 1) settings, after the bank is full;
+* the bank's memory after filling (bytes held by its entries and the process RSS growth), next to
+  the official bank's size for the same number of entries (one whole crop per entry);
+* the batch-mode bank per mini-batch (4 x 512x512 ADE-like, 2 x 512x512 Cityscapes-like);
+* the training pipeline per sample and DataLoader throughput with 2 workers, when the dataset
+  registry (``aucseg.data.build_dataset``) is available.
+
+Run: ``PYTHONPATH=src python benchmarks/data.py [--samples 200] [--threads 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from aucseg.augment import BatchTMemoryBank, TMemoryBank
+from aucseg.data.synthetic import SyntheticStyle, make_synthetic, render_scene, sample_label
+
+MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
+STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+SETTINGS = {
+    "ade20k": {"num_classes": 150, "tail": list(range(26, 150)), "p_sample": 0.05, "p_resize": 0.4},
+    "cityscapes": {"num_classes": 19, "tail": [6, 12, 14, 15, 16, 17, 18], "p_sample": 1.0,
+                   "p_resize": 1.0},
+}  # fmt: skip
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux ``/proc``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def make_samples(
+    num: int, num_classes: int, size: int, seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Normalised (3, S, S) images and (S, S) int64 labels of generated scenes (ignore 255)."""
+    rng = np.random.default_rng(seed)
+    style = SyntheticStyle.create(num_classes, seed)
+    samples = []
+    for _ in range(num):
+        label = sample_label(size, size, num_classes, 2.0, rng)
+        image = (render_scene(label, style, rng).astype(np.float32) - MEAN) / STD
+        samples.append(
+            (torch.from_numpy(image).permute(2, 0, 1).contiguous(), torch.from_numpy(label).long())
+        )
+    return samples
+
+
+def bench_bank(name: str, samples: list, fill: int) -> dict[str, float]:
+    """Per-sample time of a full bank and its memory, with the official size for comparison."""
+    cfg = SETTINGS[name]
+    bank = TMemoryBank(cfg["num_classes"], cfg["tail"], 5, cfg["p_sample"], cfg["p_resize"], seed=0)
+    gc.collect()
+    rss0 = rss_bytes()
+    for image, label in samples[:fill]:
+        bank(image.clone(), label.clone())
+    gc.collect()
+    rss1 = rss_bytes()
+    bank.reset_stats()
+    timed = [(i.clone(), lab.clone()) for i, lab in samples[fill:]]
+    start, cpu = time.perf_counter(), time.process_time()
+    for image, label in timed:
+        bank(image, label)
+    elapsed = (time.perf_counter() - start) / len(timed)
+    cpu_elapsed = (time.process_time() - cpu) / len(timed)
+    stats = bank.stats()
+    crop = samples[0][0].numel() * 4
+    return {
+        "ms_per_sample": 1e3 * elapsed,
+        "cpu_ms_per_sample": 1e3 * cpu_elapsed,
+        "pastes_per_sample": stats["pastes_per_sample"],
+        "entries": stats["entries"],
+        "entries_max": 5 * len(cfg["tail"]),
+        "memory_mib": stats["memory_bytes"] / 2**20,
+        "rss_growth_mib": (rss1 - rss0) / 2**20,
+        "official_mib": stats["entries"] * crop / 2**20,
+        "official_full_mib": 5 * len(cfg["tail"]) * crop / 2**20,
+    }
+
+
+def bench_worst_case(name: str, size: int, storage_dtype: torch.dtype | None) -> float:
+    """MiB of a full bank in which every entry is an object covering the whole crop."""
+    cfg = SETTINGS[name]
+    bank = TMemoryBank(
+        cfg["num_classes"], cfg["tail"], 5, 0.0, cfg["p_resize"], storage_dtype=storage_dtype
+    )
+    image = torch.randn(3, size, size)
+    for cls in cfg["tail"]:
+        label = torch.full((size, size), cls, dtype=torch.int64)
+        for _ in range(5):
+            bank(image, label)
+    return bank.memory_bytes() / 2**20
+
+
+def bench_batch(name: str, samples: list, batch: int, device: str) -> tuple[float, float]:
+    """Wall and CPU milliseconds per mini-batch of the batch-mode bank (after filling)."""
+    cfg = SETTINGS[name]
+    bank = BatchTMemoryBank(
+        cfg["num_classes"], cfg["tail"], 5, cfg["p_sample"], cfg["p_resize"], seed=0
+    )
+    batches = [
+        (
+            torch.stack([s[0] for s in samples[i : i + batch]]).to(device),
+            torch.stack([s[1] for s in samples[i : i + batch]]).to(device),
+        )
+        for i in range(0, len(samples) - batch + 1, batch)
+    ]
+    half = len(batches) // 2
+    for images, labels in batches[:half]:
+        bank(images.clone(), labels.clone())
+    timed = batches[half:]
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start, cpu = time.perf_counter(), time.process_time()
+    for images, labels in timed:
+        bank(images, labels)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return 1e3 * wall / len(timed), 1e3 * cpu / len(timed)
+
+
+def bench_pipeline(samples: int) -> None:
+    """Training pipeline per sample and DataLoader throughput (needs the dataset registry)."""
+    try:
+        from aucseg.data import build_dataset  # type: ignore[attr-defined]
+    except ImportError:
+        print("pipeline/DataLoader: not measured (aucseg.data.build_dataset not available)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_synthetic(tmp, num_train=64, num_val=0, height=512, width=1024)
+        dataset = build_dataset("cityscapes", root, "train")
+        n = min(samples, len(dataset))
+        dataset[0]
+        start = time.perf_counter()
+        for i in range(n):
+            dataset[i % len(dataset)]
+        per_sample = (time.perf_counter() - start) / n
+        print(f"pipeline (cityscapes layout 512x1024): {1e3 * per_sample:.2f} ms/sample")
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=2, num_workers=2, shuffle=True, persistent_workers=True
+        )
+        it = iter(loader)
+        next(it)
+        start, count = time.perf_counter(), 0
+        for batch in it:
+            count += len(batch["image"]) if isinstance(batch, dict) else len(batch[0])
+        print(f"DataLoader 2 workers: {count / (time.perf_counter() - start):.1f} samples/s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every benchmark and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200, help="generated samples per setting")
+    parser.add_argument("--size", type=int, default=512, help="crop side")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="device of the batch-mode bank")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, threads {args.threads}, crop {args.size}x{args.size}")
+    rows = []
+    for name in SETTINGS:
+        samples = make_samples(args.samples, SETTINGS[name]["num_classes"], args.size, seed=1)
+        res = bench_bank(name, samples, fill=args.samples // 2)
+        batch = 4 if name == "ade20k" else 2
+        res["batch_ms"] = bench_batch(name, samples, batch, args.device)
+        res["batch"] = batch
+        rows.append((name, res))
+    print(
+        "| setting | bank ms/sample (wall / CPU) | pastes/sample | entries | bank memory MiB "
+        "| RSS growth MiB | official MiB (same entries) | official MiB (full) "
+        "| batch mode ms/batch (wall / CPU) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        print(
+            f"| {name} | {r['ms_per_sample']:.2f} / {r['cpu_ms_per_sample']:.2f} | "
+            f"{r['pastes_per_sample']:.2f} | "
+            f"{r['entries']}/{r['entries_max']} | {r['memory_mib']:.1f} | "
+            f"{r['rss_growth_mib']:.1f} | {r['official_mib']:.0f} | {r['official_full_mib']:.0f} | "
+            f"{r['batch_ms'][0]:.2f} / {r['batch_ms'][1]:.2f} (B={r['batch']}) |"
+        )
+    print()
+    print(
+        "| setting | worst case (every entry a whole-crop object) MiB: float32 / float16 "
+        "| official MiB, same worst case (crops + 24 B/pixel coordinates) |"
+    )
+    print("|---|---|---|")
+    for name, r in rows:
+        w32 = bench_worst_case(name, args.size, None)
+        w16 = bench_worst_case(name, args.size, torch.float16)
+        official = r["entries_max"] * (12 + 24) * args.size**2 / 2**20
+        print(f"| {name} | {w32:.0f} / {w16:.0f} | {official:.0f} |")
+    bench_pipeline(args.samples)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""Per-class pixel statistics of a label set and the head / middle / tail split.
+
+The rule (:func:`split_groups`) ranks classes by training pixel count, most frequent first:
+
+* **head**: the most frequent classes that together hold ``head_mass`` of the labelled pixels
+  (the smallest such prefix of the ranking, at least one class);
+* **tail**: the ``round(tail_fraction · C)`` least frequent classes (never a head class);
+* **middle**: the rest.
+
+The official lists are exactly such rank cuts (ADE20K: the 124 least frequent of 150; Cityscapes:
+the 7 of 19 with the fewest pixels; COCO-Stuff164k: 123 of 171), so :data:`TAIL_FRACTIONS` holds
+those fractions and :func:`default_rule` returns them per dataset; for any other dataset the
+default tail is the least frequent half. Ties in pixel count are broken by class id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "TAIL_FRACTIONS",
+    "ClassStats",
+    "compute_class_stats",
+    "default_rule",
+    "load_class_groups",
+    "load_class_stats",
+    "plot_class_stats",
+    "save_class_stats",
+    "split_groups",
+]
+
+#: Fraction of classes in the official tail lists (§3.4 of the spec): reproduces their sizes.
+TAIL_FRACTIONS: dict[str, float] = {
+    "ade20k": 124 / 150,
+    "cityscapes": 7 / 19,
+    "coco_stuff164k": 123 / 171,
+}
+DEFAULT_HEAD_MASS = 0.5
+DEFAULT_TAIL_FRACTION = 0.5
+GROUPS = ("head", "middle", "tail")
+
+
+@dataclass
+class ClassStats:
+    """Pixel and image counts per class.
+
+    Shape:
+        pixel_counts, image_counts: (C,) int64. ``image_counts[c]`` = images containing class c.
+    """
+
+    pixel_counts: np.ndarray
+    image_counts: np.ndarray
+    num_images: int
+    ignored_pixels: int
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        return int(self.pixel_counts.shape[0])
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    """Read a single-channel label PNG as stored (8 or 16 bit).
+
+    Raises:
+        FileNotFoundError: when the file is missing or not a readable image.
+        ValueError: when the image has colour channels.
+    """
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise FileNotFoundError(f"cannot read label image {path}: missing or not an image")
+    if label.ndim != 2:
+        raise ValueError(
+            f"label {path} has shape {label.shape}; expected one channel of class ids "
+            "(convert colour or raw labels with 'aucseg convert-labels')"
+        )
+    return label
+
+
+def _count_chunk(
+    paths: Sequence[str], num_classes: int, reduce_zero_label: bool, ignore_index: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pixel counts, image counts and ignored pixels of a few label files (one worker task)."""
+    pixels = np.zeros(num_classes, dtype=np.int64)
+    images = np.zeros(num_classes, dtype=np.int64)
+    ignored = 0
+    offset = 1 if reduce_zero_label else 0  # reduce_zero_label: raw 0 -> ignore, k -> k - 1
+    for path in paths:
+        label = read_label(path)
+        counts = np.bincount(label.ravel(), minlength=num_classes + offset + 1)
+        if ignore_index < counts.shape[0] and not reduce_zero_label:
+            counts[ignore_index] = 0
+        valid = counts[offset : offset + num_classes]
+        pixels += valid
+        images += valid > 0
+        ignored += int(label.size - valid.sum())
+    return pixels, images, ignored
+
+
+def compute_class_stats(
+    label_paths: Sequence[Path],
+    num_classes: int,
+    reduce_zero_label: bool = False,
+    ignore_index: int = 255,
+    workers: int = 2,
+    progress: bool = True,
+) -> ClassStats:
+    """Count pixels and images per class over label files, in parallel.
+
+    Args:
+        label_paths: single-channel label images.
+        num_classes: C; values outside [0, C) after the zero reduction count as ignored.
+        reduce_zero_label: ADE20K convention (raw 0 = "other" is ignored, raw k is class k-1).
+        ignore_index: ignore value (255).
+        workers: worker processes; <= 1 counts in this process.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The counts.
+
+    Raises:
+        ValueError: for an empty list or num_classes < 1.
+        FileNotFoundError: for an unreadable label file.
+    """
+    paths = [str(p) for p in label_paths]
+    if not paths:
+        raise ValueError("label_paths is empty: check the dataset root and split")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    size = max(1, min(64, math.ceil(len(paths) / max(1, workers) / 8)))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+    args = (num_classes, reduce_zero_label, ignore_index)
+    bar = _progress(len(paths), progress)
+    pixels = np.zeros(num_classes, dtype=np.int64)
+    images = np.zeros(num_classes, dtype=np.int64)
+    ignored = 0
+
+    def results() -> Iterable[tuple[np.ndarray, np.ndarray, int]]:
+        if workers <= 1 or len(chunks) == 1:
+            yield from (_count_chunk(chunk, *args) for chunk in chunks)
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_count_chunk, chunk, *args) for chunk in chunks]
+            yield from (f.result() for f in futures)
+
+    for (p, i, n), chunk in zip(results(), chunks, strict=True):
+        pixels += p
+        images += i
+        ignored += n
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return ClassStats(pixels, images, len(paths), ignored)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    """A tqdm bar over label files, or None."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="labels", unit="img")
+
+
+def default_rule(dataset: str | None = None) -> dict[str, float]:
+    """Rule parameters reproducing the official tail-list size of ``dataset`` (else the defaults).
+
+    Returns:
+        ``{"head_mass": ..., "tail_fraction": ...}`` for :func:`split_groups`.
+    """
+    fraction = TAIL_FRACTIONS.get((dataset or "").lower().replace("-", "_"), DEFAULT_TAIL_FRACTION)
+    return {"head_mass": DEFAULT_HEAD_MASS, "tail_fraction": fraction}
+
+
+def split_groups(
+    pixel_counts: Sequence[int] | np.ndarray,
+    head_mass: float = DEFAULT_HEAD_MASS,
+    tail_fraction: float = DEFAULT_TAIL_FRACTION,
+) -> dict[str, list[int]]:
+    """Split classes into head / middle / tail by pixel count (rule in the module docstring).
+
+    Args:
+        pixel_counts: (C,) training pixel counts.
+        head_mass: share of labelled pixels the head holds, in (0, 1].
+        tail_fraction: fraction of classes in the tail, in [0, 1).
+
+    Returns:
+        ``{"head": [...], "middle": [...], "tail": [...]}``, each list ordered by decreasing
+        pixel count (class ids).
+
+    Raises:
+        ValueError: for parameters out of range or an empty/negative count vector.
+    """
+    counts = np.asarray(pixel_counts, dtype=np.int64)
+    if counts.ndim != 1 or counts.size == 0 or (counts < 0).any():
+        raise ValueError(f"pixel_counts must be a non-empty vector of counts >= 0, got {counts}")
+    if not 0.0 < head_mass <= 1.0:
+        raise ValueError(f"head_mass must lie in (0, 1], got {head_mass}")
+    if not 0.0 <= tail_fraction < 1.0:
+        raise ValueError(f"tail_fraction must lie in [0, 1), got {tail_fraction}")
+    num = counts.size
+    order = np.lexsort((np.arange(num), -counts))  # decreasing count, ties by id
+    share = np.cumsum(counts[order]) / max(int(counts.sum()), 1)
+    num_head = max(1, int(np.searchsorted(share, head_mass - 1e-12) + 1))
+    num_tail = min(round(tail_fraction * num), num - 1)
+    num_head = min(num_head, num - num_tail)
+    ranked = order.tolist()
+    return {
+        "head": ranked[:num_head],
+        "middle": ranked[num_head : num - num_tail],
+        "tail": ranked[num - num_tail :],
+    }
+
+
+def save_class_stats(
+    path: str | Path,
+    stats: ClassStats,
+    groups: Mapping[str, Sequence[int]],
+    class_names: Sequence[str],
+    rule: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write counts, groups and the rule to JSON.
+
+    Keys: ``num_classes``, ``classes``, ``pixel_counts``, ``image_counts``, ``num_images``,
+    ``ignored_pixels``, ``rule``, ``groups`` ({"head", "middle", "tail"}).
+
+    Raises:
+        ValueError: when names or groups do not match the counts.
+    """
+    if len(class_names) != stats.num_classes:
+        raise ValueError(
+            f"{len(class_names)} class names for {stats.num_classes} classes; pass one per class"
+        )
+    _check_groups(groups, stats.num_classes)
+    rule_desc = {
+        "ranking": "training pixel count, decreasing (ties by class id)",
+        "head": "most frequent classes holding head_mass of the labelled pixels",
+        "tail": "the round(tail_fraction * num_classes) least frequent classes",
+        **(dict(rule) if rule else {}),
+    }
+    payload = {
+        "num_classes": stats.num_classes,
+        "classes": list(class_names),
+        "pixel_counts": stats.pixel_counts.tolist(),
+        "image_counts": stats.image_counts.tolist(),
+        "num_images": stats.num_images,
+        "ignored_pixels": stats.ignored_pixels,
+        "rule": rule_desc,
+        "groups": {k: [int(c) for c in groups[k]] for k in GROUPS},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return path
+
+
+def _check_groups(groups: Mapping[str, Sequence[int]], num_classes: int) -> None:
+    """Raise ValueError unless groups has the three keys and partitions ids into [0, C)."""
+    if set(groups) != set(GROUPS):
+        raise ValueError(f"groups must have keys {GROUPS}, got {sorted(groups)}")
+    ids = [int(c) for k in GROUPS for c in groups[k]]
+    if len(set(ids)) != len(ids) or any(not 0 <= c < num_classes for c in ids):
+        raise ValueError(f"groups must hold distinct class ids in [0, {num_classes}), got {ids}")
+
+
+def load_class_stats(path: str | Path) -> dict[str, Any]:
+    """Read a file written by :func:`save_class_stats`.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: when it lacks the expected keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class statistics file {path} not found; run 'aucseg stats'")
+    data = json.loads(path.read_text())
+    missing = {"num_classes", "pixel_counts", "groups"} - set(data)
+    if missing:
+        raise ValueError(f"{path} is not an 'aucseg stats' file: missing keys {sorted(missing)}")
+    _check_groups(data["groups"], int(data["num_classes"]))
+    return data
+
+
+def load_class_groups(path: str | Path) -> dict[str, list[int]]:
+    """The ``{"head", "middle", "tail"}`` class-id lists of a statistics file."""
+    groups = load_class_stats(path)["groups"]
+    return {k: [int(c) for c in groups[k]] for k in GROUPS}
+
+
+def plot_class_stats(
+    path_png: str | Path,
+    pixel_counts: Sequence[int] | np.ndarray,
+    groups: Mapping[str, Sequence[int]],
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Bar chart of pixel counts, classes sorted by count, log scale, coloured by group.
+
+    Returns:
+        ``path_png``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(pixel_counts, dtype=np.int64)
+    _check_groups(groups, counts.size)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(counts.size)]
+    order = np.lexsort((np.arange(counts.size), -counts))
+    colours = {"head": "#1f77b4", "middle": "#ff7f0e", "tail": "#d62728"}
+    group_of = {int(c): g for g in GROUPS for c in groups[g]}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.12 * counts.size + 2), 4.0))
+    ax.bar(
+        np.arange(counts.size),
+        np.maximum(counts[order], 1),
+        color=[colours[group_of.get(int(c), "middle")] for c in order],
+        width=0.85,
+    )
+    ax.set_yscale("log")
+    ax.set_ylabel("training pixels")
+    ax.set_xlabel("class (sorted by pixel count)")
+    if counts.size <= 40:
+        ax.set_xticks(np.arange(counts.size), [names[c] for c in order], rotation=90, fontsize=7)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[g]) for g in GROUPS]
+    labels = [f"{g} ({len(groups[g])})" for g in GROUPS]
+    ax.legend(handles, labels)
+    ax.set_title(title or "class frequencies")
+    fig.tight_layout()
+    path_png = Path(path_png)
+    path_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path_png, dpi=100)
+    plt.close(fig)
+    return path_png
