@@ -79,7 +79,7 @@ class DataConfig:
     test_size_divisor: int | None = 32
     batch_size: int = 4  # per process
     num_workers: int = 4
-    class_groups: str | None = None  # JSON from `aucseg stats`; None = official tail list
+    class_groups: str | None = None  # JSON of `aucseg stats`: eval groups, bank tail list
 
 
 @dataclass
@@ -427,6 +427,33 @@ def validate_config(cfg: Config) -> None:
 # ----------------------------------------------------------------------------- files
 
 
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs installed with the package (``aucseg/configs/*.yaml``)."""
+    return sorted(p.name for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` if it is a file, else the shipped config of that name (``.yaml`` optional).
+
+    Raises:
+        FileNotFoundError: neither exists; the message lists the shipped configs.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    shipped = SHIPPED_CONFIGS / name
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(
+        f"config file not found: {path}; give a YAML path or one of the shipped configs: "
+        f"{', '.join(shipped_configs())}"
+    )
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a YAML config, apply ``key=value`` overrides and validate.
 
@@ -441,9 +468,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         FileNotFoundError: ``path`` does not exist.
         ValueError: bad YAML, unknown key or invalid value (the message names the key).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path} (see the YAML files in configs/)")
+    path = resolve_config_path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -105,13 +105,17 @@ def build_losses_from_config(cfg: Config, distributed: bool | None = None) -> li
 
 
 def resolve_tail_classes(cfg: Config) -> list[int]:
-    """``memory_bank.tail_classes``, or the official list of the dataset when it is null.
+    """``memory_bank.tail_classes``; when null, the tail of ``data.class_groups`` (a JSON of
+    ``aucseg stats``) if set, else the official list of the dataset.
 
     Raises:
         ValueError: no list is configured and the dataset has no official one.
     """
     if cfg.memory_bank.tail_classes is not None:
         return list(cfg.memory_bank.tail_classes)
+    groups = resolve_class_groups(cfg)
+    if groups is not None:
+        return list(groups["tail"])
     from aucseg.data import OFFICIAL_TAIL_CLASSES
 
     if cfg.data.dataset not in OFFICIAL_TAIL_CLASSES:
