@@ -20,6 +20,13 @@ __all__ = ["NMF2D", "Hamburger", "LightHamHead"]
 _EPS = 1e-6
 
 
+def _resize(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """Bilinear resize (align_corners False); identity when the size already matches."""
+    if x.shape[2:] == size:
+        return x
+    return F.interpolate(x, size, mode="bilinear", align_corners=False)
+
+
 class NMF2D(nn.Module):
     """Non-negative matrix factorisation of a feature map by multiplicative updates.
 
@@ -161,12 +168,13 @@ class LightHamHead(nn.Module):
         super().__init__()
         self.in_index = list(in_index)
         self.num_classes = num_classes
+        # Registration order = official state_dict order (conv_seg comes first there).
+        self.conv_seg = nn.Conv2d(channels, num_classes, 1)
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         concat = sum(in_channels[i] for i in self.in_index)
         self.squeeze = ConvModule(concat, ham_channels, 1, norm="gn")
         self.hamburger = Hamburger(ham_channels, rank, train_steps, eval_steps)
         self.align = ConvModule(ham_channels, channels, 1, norm="gn")
-        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.conv_seg = nn.Conv2d(channels, num_classes, 1)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -179,10 +187,7 @@ class LightHamHead(nn.Module):
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         inputs = [features[i] for i in self.in_index]
         size = inputs[0].shape[2:]
-        inputs = [
-            t if t.shape[2:] == size else F.interpolate(t, size, mode="bilinear", align_corners=False)
-            for t in inputs
-        ]
+        inputs = [_resize(t, size) for t in inputs]
         x = self.squeeze(torch.cat(inputs, dim=1))
         x = self.align(self.hamburger(x))
         return self.conv_seg(self.dropout(x))

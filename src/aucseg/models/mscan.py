@@ -41,7 +41,7 @@ class StemConv(nn.Module):
 
 
 class OverlapPatchEmbed(nn.Module):
-    """Downsampling of stages 2-4: 3x3 stride-2 conv then BN. Shape: (B,Ci,H,W) -> (B,Co,H/2,W/2)."""
+    """Stages 2-4 downsampling: 3x3 stride-2 conv, BN. Shape: (B,Ci,H,W) -> (B,Co,H/2,W/2)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -229,21 +229,21 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def mscan_t(drop_path_rate: float = 0.1, **kwargs: object) -> MSCAN:
+def mscan_t(drop_path_rate: float = 0.1, drop_rate: float = 0.0) -> MSCAN:
     """MSCAN-T: dims (32, 64, 160, 256), depths (3, 3, 5, 2); 3,903,584 parameters."""
-    return MSCAN((32, 64, 160, 256), (3, 3, 5, 2), (8, 8, 4, 4), drop_path_rate=drop_path_rate, **kwargs)  # type: ignore[arg-type]
+    return MSCAN((32, 64, 160, 256), (3, 3, 5, 2), (8, 8, 4, 4), drop_rate, drop_path_rate)
 
 
-def mscan_s(drop_path_rate: float = 0.1, **kwargs: object) -> MSCAN:
+def mscan_s(drop_path_rate: float = 0.1, drop_rate: float = 0.0) -> MSCAN:
     """MSCAN-S: dims (64, 128, 320, 512), depths (2, 2, 4, 2); 13,450,176 parameters."""
-    return MSCAN((64, 128, 320, 512), (2, 2, 4, 2), (8, 8, 4, 4), drop_path_rate=drop_path_rate, **kwargs)  # type: ignore[arg-type]
+    return MSCAN((64, 128, 320, 512), (2, 2, 4, 2), (8, 8, 4, 4), drop_rate, drop_path_rate)
 
 
-def mscan_b(drop_path_rate: float = 0.1, **kwargs: object) -> MSCAN:
+def mscan_b(drop_path_rate: float = 0.1, drop_rate: float = 0.0) -> MSCAN:
     """MSCAN-B: dims (64, 128, 320, 512), depths (3, 3, 12, 3); 26,277,824 parameters."""
-    return MSCAN((64, 128, 320, 512), (3, 3, 12, 3), (8, 8, 4, 4), drop_path_rate=drop_path_rate, **kwargs)  # type: ignore[arg-type]
+    return MSCAN((64, 128, 320, 512), (3, 3, 12, 3), (8, 8, 4, 4), drop_rate, drop_path_rate)
 
 
-def mscan_l(drop_path_rate: float = 0.3, **kwargs: object) -> MSCAN:
+def mscan_l(drop_path_rate: float = 0.3, drop_rate: float = 0.0) -> MSCAN:
     """MSCAN-L: dims (64, 128, 320, 512), depths (3, 5, 27, 3); 44,636,864 parameters."""
-    return MSCAN((64, 128, 320, 512), (3, 5, 27, 3), (8, 8, 4, 4), drop_path_rate=drop_path_rate, **kwargs)  # type: ignore[arg-type]
+    return MSCAN((64, 128, 320, 512), (3, 5, 27, 3), (8, 8, 4, 4), drop_rate, drop_path_rate)

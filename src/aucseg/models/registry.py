@@ -37,9 +37,7 @@ def _segnext(
 
 
 def _deeplabv3plus(backbone_fn: Callable[..., nn.Module]) -> Callable[..., EncoderDecoder]:
-    def factory(
-        num_classes: int, output_stride: int = 16, dropout: float = 0.1
-    ) -> EncoderDecoder:
+    def factory(num_classes: int, output_stride: int = 16, dropout: float = 0.1) -> EncoderDecoder:
         """DeepLabV3+ on a dilated ResNet; ``output_stride`` 16 (rates 6/12/18) or 8 (12/24/36)."""
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
