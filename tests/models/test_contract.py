@@ -72,7 +72,7 @@ def test_resnet_backbone_matches_torchvision_layout() -> None:
 
 
 def test_builder_errors_are_explicit() -> None:
-    with pytest.raises(ValueError, match="segnext_tiny.*deeplabv3plus_r101"):
+    with pytest.raises(ValueError, match=r"segnext_tiny.*deeplabv3plus_r101"):
         build_model("segnext_huge", 19)
     with pytest.raises(ValueError, match="num_classes"):
         build_model("segnext_tiny", 0)

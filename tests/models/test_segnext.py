@@ -153,7 +153,7 @@ def test_nmf_generator_makes_eval_repeatable() -> None:
     torch.testing.assert_close(c, d, rtol=0, atol=0)
     set_nmf_generator(model, None)
     assert all(m.generator is None for m in model.modules() if isinstance(m, NMF2D))
-    with pytest.raises(TypeError, match="torch.Generator"):
+    with pytest.raises(TypeError, match=r"torch\.Generator"):
         set_nmf_generator(model, 0)  # type: ignore[arg-type]
 
 
