@@ -4,6 +4,7 @@ official MMSegmentation, torchvision, safetensors and aucseg checkpoints."""
 from aucseg.models.checkpoint import (
     LoadReport,
     check_state_dict,
+    convert_checkpoint,
     infer_model,
     load_checkpoint,
     read_checkpoint,
@@ -30,6 +31,7 @@ __all__ = [
     "build_model",
     "build_segnext",
     "check_state_dict",
+    "convert_checkpoint",
     "infer_model",
     "load_checkpoint",
     "mscan_b",

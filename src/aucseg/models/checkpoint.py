@@ -24,6 +24,7 @@ from torch import nn
 __all__ = [
     "LoadReport",
     "check_state_dict",
+    "convert_checkpoint",
     "infer_model",
     "load_checkpoint",
     "read_checkpoint",
@@ -313,3 +314,54 @@ def save_checkpoint_file(
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def convert_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    model_name: str | None = None,
+    num_classes: int | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Rewrite any accepted checkpoint as a clean aucseg file, validated against its model.
+
+    Args:
+        src: input checkpoint (any accepted format).
+        dst: output; ``.safetensors`` suffix writes safetensors, anything else a torch file
+            ``{"model": state_dict, "meta": {...}}``.
+        model_name: registered model the weights belong to; inferred from the keys when None.
+        num_classes: classes of the model; inferred from ``decode_head.conv_seg`` when None.
+
+    Returns:
+        ``(dst, meta)`` with meta holding model, num_classes, target, source and source_kind.
+
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        ValueError: unreadable file, or keys/shapes that do not match the model (all listed).
+    """
+    from aucseg.models.registry import build_model
+
+    src = Path(src)
+    state_dict, kind, source_meta = read_checkpoint(src)
+    if model_name is None:
+        model_name, inferred = infer_model(state_dict)
+        num_classes = num_classes or inferred
+    if num_classes is None:
+        seg = state_dict.get("decode_head.conv_seg.weight")
+        num_classes = int(seg.shape[0]) if seg is not None else 1
+    with torch.device("meta"):
+        model = build_model(model_name, num_classes)
+    target, module, state_dict, _ = _select_target(model, state_dict)
+    problems = check_state_dict(module, state_dict)
+    if any(problems):
+        raise ValueError(_mismatch_error(src, kind, target, module, problems))
+    ordered = {k: state_dict[k] for k in module.state_dict()}
+    meta: dict[str, Any] = {
+        "model": model_name,
+        "num_classes": num_classes if target == "model" else None,
+        "target": target,
+        "source": src.name,
+        "source_kind": kind,
+    }
+    if isinstance(source_meta.get("CLASSES"), list | tuple):
+        meta["classes"] = [str(c) for c in source_meta["CLASSES"]]
+    return save_checkpoint_file(ordered, dst, meta), meta
