@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,33 @@ def test_pickled_code_is_refused(source: torch.nn.Module, tmp_path: Path) -> Non
     torch.save({"state_dict": source.state_dict(), "hook": _RunsCode()}, tmp_path / "evil.pth")
     with pytest.raises(ValueError, match="code execution"):
         load_checkpoint(build_segnext("tiny", 4), tmp_path / "evil.pth")
+
+
+def test_mmseg1_training_state_loads_as_placeholders(
+    source: torch.nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mmengine training checkpoints pickle a HistoryBuffer in "message_hub"."""
+    module = types.ModuleType("mmengine.logging.history_buffer")
+
+    class HistoryBuffer:
+        def __init__(self) -> None:
+            self.data = [1.0, 2.0]
+
+    HistoryBuffer.__module__ = module.__name__
+    HistoryBuffer.__qualname__ = "HistoryBuffer"
+    module.HistoryBuffer = HistoryBuffer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mmengine", types.ModuleType("mmengine"))
+    monkeypatch.setitem(sys.modules, "mmengine.logging", types.ModuleType("mmengine.logging"))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    hub = {"log_scalars": {"loss": HistoryBuffer()}}
+    ckpt = {"meta": {"iter": 5}, "state_dict": source.state_dict(), "message_hub": hub}
+    torch.save(ckpt, tmp_path / "iter_5.pth")
+    monkeypatch.undo()  # mmengine is not importable while loading
+    assert "mmengine" not in sys.modules
+    model = build_segnext("tiny", num_classes=4)
+    report = load_checkpoint(model, tmp_path / "iter_5.pth")
+    assert report.kind == "mmseg"
+    _assert_same(model, source)
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])

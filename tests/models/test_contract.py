@@ -82,5 +82,9 @@ def test_builder_errors_are_explicit() -> None:
         build_segnext("t", 19)
     with pytest.raises(ValueError, match="output_stride"):
         build_model("deeplabv3plus_r50", 19, output_stride=32)
+    with pytest.raises(ValueError, match="stochastic depth"):
+        build_model("deeplabv3plus_r50", 19, drop_path_rate=0.1)
+    with torch.device("meta"):
+        assert build_model("deeplabv3plus_r50", 19, drop_path_rate=None).num_classes == 19
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         build_segnext("tiny", 2)(torch.randn(3, 32, 32))

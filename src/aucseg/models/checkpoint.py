@@ -4,7 +4,9 @@ Accepted: MMSegmentation 0.x/1.x files (``{"meta", "state_dict", "optimizer", ..
 state_dicts, aucseg checkpoints (``{"model": state_dict, ...}``), ``.safetensors`` files, and
 ImageNet backbone files (SegNeXt ``mscan_*.pth``, torchvision ResNet) whose keys sit at top level
 and go into ``model.backbone`` with their classifier dropped. Pickled files are read with
-``torch.load(weights_only=True)``: files that need code execution are refused.
+``torch.load(weights_only=True)``: files that need code execution are refused. Objects of the
+MM* toolboxes' training state (mmengine ``message_hub`` etc.) are read as inert placeholders, so
+unpublished MMSegmentation 1.x training checkpoints load too.
 """
 
 from __future__ import annotations
@@ -83,11 +85,48 @@ def _clean_state_dict(raw: Mapping[str, Any], path: Path) -> dict[str, torch.Ten
     return out
 
 
+# Training-state objects of the MM* toolboxes (e.g. mmengine's HistoryBuffer in "message_hub",
+# numpy arrays inside it) are replaced by inert placeholders: the state_dict is all we read.
+_INERT_PREFIXES = ("mmengine.", "mmcv.", "mmseg.", "numpy.")
+
+
+class _Placeholder:
+    """Stands in for an object of a foreign class; runs none of that class's code."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Placeholder:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _placeholder_for(name: str) -> type:
+    return type(name.rsplit(".", 1)[-1], (_Placeholder,), {"__module__": "aucseg.placeholder"})
+
+
+def _load_with_placeholders(path: Path) -> Any | None:
+    """Retry a weights-only load when every foreign global is an MM*/numpy training object."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint, or unreadable: keep the first error
+        return None
+    if not names or not all(n.startswith(_INERT_PREFIXES) for n in names):
+        return None
+    with torch.serialization.safe_globals([(_placeholder_for(n), n) for n in names]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights only" in str(err).lower() or "weights_only" in str(err).lower():
+            obj = _load_with_placeholders(path)
+            if obj is not None:
+                return obj
             raise ValueError(
                 f"{path}: refused to load, the file needs code execution to unpickle (it holds "
                 f"objects other than tensors and plain containers). Details: {str(err)[:300]}. "

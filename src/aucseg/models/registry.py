@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,10 +38,23 @@ def _segnext(
 
 
 def _deeplabv3plus(backbone_fn: Callable[..., nn.Module]) -> Callable[..., EncoderDecoder]:
-    def factory(num_classes: int, output_stride: int = 16, dropout: float = 0.1) -> EncoderDecoder:
-        """DeepLabV3+ on a dilated ResNet; ``output_stride`` 16 (rates 6/12/18) or 8 (12/24/36)."""
+    def factory(
+        num_classes: int,
+        output_stride: int = 16,
+        dropout: float = 0.1,
+        drop_path_rate: float | None = None,
+    ) -> EncoderDecoder:
+        """DeepLabV3+ on a dilated ResNet; ``output_stride`` 16 (rates 6/12/18) or 8 (12/24/36).
+
+        ``drop_path_rate`` is accepted for a uniform builder call but must stay None.
+        """
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
+        if drop_path_rate is not None:
+            raise ValueError(
+                f"drop_path_rate={drop_path_rate} given, but ResNet backbones have no stochastic "
+                "depth; leave it None for deeplabv3plus models"
+            )
         dilate = (False, True, True) if output_stride == 8 else (False, False, True)
         dilations = (12, 24, 36) if output_stride == 8 else (6, 12, 18)
         backbone = backbone_fn(dilate)
@@ -87,10 +101,11 @@ def build_model(
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(MODELS)}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    try:
-        model = MODELS[name](num_classes, **kwargs)
-    except TypeError as err:
-        raise TypeError(f"model {name!r} does not accept options {sorted(kwargs)}: {err}") from err
+    accepted = list(inspect.signature(MODELS[name]).parameters)[1:]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"model {name!r} does not accept {unknown}; its options are {accepted}")
+    model = MODELS[name](num_classes, **kwargs)
     if pretrained is not None:
         from aucseg.models.checkpoint import load_checkpoint
 
