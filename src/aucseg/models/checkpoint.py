@@ -115,8 +115,11 @@ def _load_with_placeholders(path: Path) -> Any | None:
         return None
     if not names or not all(n.startswith(_INERT_PREFIXES) for n in names):
         return None
-    with torch.serialization.safe_globals([(_placeholder_for(n), n) for n in names]):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with torch.serialization.safe_globals([(_placeholder_for(n), n) for n in names]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # placeholders did not fit: report the original refusal
+        return None
 
 
 def _torch_load(path: Path) -> Any:
@@ -132,7 +135,7 @@ def _torch_load(path: Path) -> Any:
                 f"objects other than tensors and plain containers). Details: {str(err)[:300]}. "
                 "Fix: if you trust the file, load it yourself with torch.load(path, "
                 "weights_only=False) and torch.save(obj['state_dict']) (or the model's "
-                "state_dict) to a new file, or convert it with 'aucseg convert'."
+                "state_dict) to a new file, then load or 'aucseg convert' that file."
             ) from err
         raise ValueError(f"{path}: not a readable checkpoint (corrupt pickle: {err})") from err
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
