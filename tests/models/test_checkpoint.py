@@ -197,3 +197,16 @@ def test_ddp_style_wrapper_is_unwrapped(source: torch.nn.Module, tmp_path: Path)
     report = load_checkpoint(wrapped, tmp_path / "s.pth")
     assert report.target == "model"
     _assert_same(wrapped.module, source)
+
+
+def test_build_model_pretrained_loads_backbone_non_strictly(
+    source: torch.nn.Module, tmp_path: Path
+) -> None:
+    state = dict(source.backbone.state_dict())
+    del state["norm4.bias"]  # missing entries keep their initialisation, as mmcv's init
+    torch.save({**state, "head.weight": torch.zeros(10, 256)}, tmp_path / "mscan_t.pth")
+    model = build_model("segnext_tiny", 9, pretrained=tmp_path / "mscan_t.pth")
+    loaded = model.backbone.state_dict()
+    for key, value in state.items():
+        torch.testing.assert_close(loaded[key], value, rtol=0, atol=0)
+    torch.testing.assert_close(loaded["norm4.bias"], torch.zeros(256), rtol=0, atol=0)

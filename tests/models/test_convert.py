@@ -64,3 +64,8 @@ def test_convert_help_in_subprocess() -> None:
         check=True,
     )
     assert "--num-classes" in out.stdout and "safetensors" in out.stdout
+
+
+def test_convert_missing_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["convert", str(tmp_path / "absent.pth"), str(tmp_path / "o.pth")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

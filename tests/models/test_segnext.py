@@ -193,3 +193,10 @@ def test_sync_batchnorm_conversion_keeps_keys() -> None:
     synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     assert list(synced.state_dict()) == keys
     assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+
+
+def test_set_nmf_generator_is_a_noop_without_nmf() -> None:
+    with torch.device("meta"):
+        model = build_model("deeplabv3plus_r50", 3)
+    set_nmf_generator(model, torch.Generator())
+    assert not any(isinstance(m, NMF2D) for m in model.modules())
