@@ -215,16 +215,18 @@ class MSCAN(nn.Module):
             x = getattr(self, f"patch_embed{i}")(x)
             for blk in getattr(self, f"block{i}"):
                 x = blk(x)
-            # LayerNorm over channels: (B, C, H, W) -> (B, H, W, C) -> back.
+            # LayerNorm over channels: (B, C, H, W) -> (B, H, W, C) -> back, keeping the
+            # memory format the stage ran in.
+            fmt = _memory_format(x)
             x = getattr(self, f"norm{i}")(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-            x = x.contiguous(memory_format=_memory_format(x))
+            x = x.contiguous(memory_format=fmt)
             outs.append(x)
         return outs
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    """Keep channels_last inputs channels_last after the LayerNorm permutes."""
-    if x.is_contiguous(memory_format=torch.channels_last):
+    """channels_last for tensors stored that way (and not also NCHW-contiguous), else NCHW."""
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         return torch.channels_last
     return torch.contiguous_format
 
