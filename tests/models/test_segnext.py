@@ -200,3 +200,10 @@ def test_set_nmf_generator_is_a_noop_without_nmf() -> None:
         model = build_model("deeplabv3plus_r50", 3)
     set_nmf_generator(model, torch.Generator())
     assert not any(isinstance(m, NMF2D) for m in model.modules())
+
+
+def test_nmf_generator_on_another_device_is_reported() -> None:
+    nmf = NMF2D(rank=2)
+    nmf.generator = torch.Generator()  # CPU generator, input on another device
+    with pytest.raises(ValueError, match="set_nmf_generator"):
+        nmf(torch.rand(1, 4, 2, 2, device="meta"))

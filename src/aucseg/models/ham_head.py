@@ -68,6 +68,11 @@ class NMF2D(nn.Module):
 
     def _draw_bases(self, n: int, d: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Random non-negative bases, unit L2 norm along D. Shape: (n, d, R)."""
+        if self.generator is not None and self.generator.device.type != device.type:
+            raise ValueError(
+                f"the NMF generator lives on {self.generator.device} but the input is on "
+                f"{device}; call set_nmf_generator(model, torch.Generator(device={device.type!r}))"
+            )
         bases = torch.rand((n, d, self.rank), generator=self.generator, device=device, dtype=dtype)
         return F.normalize(bases, dim=1)
 
