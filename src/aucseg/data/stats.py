@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
+
+from aucseg.data.io import read_label
 
 __all__ = [
     "TAIL_FRACTIONS",
@@ -66,24 +67,6 @@ class ClassStats:
     def num_classes(self) -> int:
         """Number of classes C."""
         return int(self.pixel_counts.shape[0])
-
-
-def read_label(path: str | Path) -> np.ndarray:
-    """Read a single-channel label PNG as stored (8 or 16 bit).
-
-    Raises:
-        FileNotFoundError: when the file is missing or not a readable image.
-        ValueError: when the image has colour channels.
-    """
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise FileNotFoundError(f"cannot read label image {path}: missing or not an image")
-    if label.ndim != 2:
-        raise ValueError(
-            f"label {path} has shape {label.shape}; expected one channel of class ids "
-            "(convert colour or raw labels with 'aucseg convert-labels')"
-        )
-    return label
 
 
 def _count_chunk(

@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from aucseg import dist
 from aucseg.config import Config, config_from_dict, config_to_dict, save_config
+from aucseg.data.classes import default_palette
+from aucseg.data.transforms import Compose
 from aucseg.engine.checkpoint import load_checkpoint_file, resolve_resume_path
 from aucseg.engine.optim import build_adamw
 from aucseg.engine.schedule import PolyWarmupScheduler
@@ -152,18 +153,6 @@ def build_memory_bank(cfg: Config, seed: int | None = None) -> tuple[Any, Any]:
     return None, MemoryBankTransform(TMemoryBank(**kwargs))
 
 
-class _Compose:
-    """Apply sample-dict transforms in order (picklable for DataLoader workers)."""
-
-    def __init__(self, transforms: Sequence[Callable[[dict], dict]]) -> None:
-        self.transforms = list(transforms)
-
-    def __call__(self, sample: dict) -> dict:
-        for transform in self.transforms:
-            sample = transform(sample)
-        return sample
-
-
 def build_train_dataset(cfg: Config, sample_transform: Any = None) -> Any:
     """The training split with the official training pipeline (+ per-sample memory bank)."""
     from aucseg.data import build_dataset
@@ -180,7 +169,7 @@ def build_train_dataset(cfg: Config, sample_transform: Any = None) -> Any:
         ignore_index=cfg.loss.ignore_index,
     )
     if sample_transform is not None:
-        pipeline = _Compose([pipeline, sample_transform])
+        pipeline = Compose([pipeline, sample_transform])
     return build_dataset(d.dataset, d.root, d.train_split, transforms=pipeline)
 
 
@@ -454,11 +443,6 @@ def evaluate_from_config(
         return results
     finally:
         dist.cleanup()
-
-
-def default_palette(num_classes: int) -> np.ndarray:
-    """A fixed pseudo-random colour per class, (num_classes, 3) uint8."""
-    return np.random.default_rng(0).integers(0, 256, size=(num_classes, 3), dtype=np.uint8)
 
 
 def resolve_palette(cfg: Config) -> Any:

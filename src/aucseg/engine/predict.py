@@ -11,16 +11,24 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from aucseg.data.classes import default_palette
+from aucseg.data.io import read_image
+from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from aucseg.data.transforms import rescale_size as fit_to_scale
 from aucseg.engine.inference import inference
 
-IMAGENET_MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
-IMAGENET_STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
-
-
-def default_palette(num_classes: int, seed: int = 0) -> np.ndarray:
-    """Deterministic random RGB palette ``(num_classes, 3)`` uint8 for datasets without one."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(int(num_classes), 3), dtype=np.uint8)
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "colorize",
+    "default_palette",
+    "overlay",
+    "predict_images",
+    "preprocess",
+    "read_rgb",
+    "rescale_size",
+    "write_rgb",
+]
 
 
 def _as_palette(palette: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
@@ -74,17 +82,13 @@ def overlay(image_rgb: np.ndarray, color_mask: np.ndarray, alpha: float = 0.5) -
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 RGB.
+    """Read an image file as ``(H, W, 3)`` uint8 RGB (:func:`aucseg.data.io.read_image`).
 
     Raises:
-        FileNotFoundError: the file is missing or not a readable image.
+        FileNotFoundError: the file is missing.
+        ValueError: the file is corrupt or not an image.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(
-            f"cannot read image {str(path)!r}: missing or not an image file OpenCV can decode"
-        )
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return read_image(path)
 
 
 def write_rgb(path: str | Path, image_rgb: np.ndarray) -> Path:
@@ -108,9 +112,7 @@ def rescale_size(
         ``(new_height, new_width)``.
     """
     if img_scale is not None:
-        long_edge, short_edge = max(img_scale), min(img_scale)
-        factor = min(long_edge / max(height, width), short_edge / min(height, width))
-        height, width = int(height * factor + 0.5), int(width * factor + 0.5)
+        height, width = fit_to_scale((height, width), img_scale)
     if size_divisor is not None:
         d = int(size_divisor)
         height, width = -(-height // d) * d, -(-width // d) * d
