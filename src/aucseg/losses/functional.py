@@ -1,0 +1,368 @@
+"""Pixel-level AUC losses (square, exp, hinge; one-vs-one and one-vs-all) and cross-entropy.
+
+Notation (spec §2): scores ``p[j, c] = sigmoid(z[j, c])`` over the M valid pixels, labels
+``y[j]``, class counts ``N_c``, present classes ``P = {c : N_c > 0}``, ``K = |P|``, margin gamma.
+For class i the positives are the pixels with ``y = i`` and the negatives all other valid pixels,
+weighted ``1 / N_{y[n]}`` (ovo: a mean over every other present class) or ``1 / (M - N_i)``
+(ova). ``loss = factor * sum_{i in P} term_i`` with ``factor = 1 / (K (K - 1))`` (ovo) or ``1``
+(ova), and ``0`` with a zero gradient when ``K < 2``.
+
+The square, exp and official-hinge terms are computed from per-class sums (O(M·C) time, O(C)
+statistics, no pairs, no one-hot), which also makes them exact across processes. The pairwise
+hinge is computed exactly by sorting each class column (O(M log M) per class, batched).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from aucseg import dist
+from aucseg.losses._column_stats import NUM_PSI, AllReduceSum, ColumnStats
+from aucseg.losses.validation import validate_inputs
+
+__all__ = [
+    "auc_loss",
+    "cross_entropy_loss",
+    "exp_auc_loss",
+    "hinge_auc_loss",
+    "square_auc_loss",
+]
+
+Surrogate = Literal["square", "exp", "hinge"]
+Transform = Literal["ovo", "ova"]
+HingeForm = Literal["pairwise", "official"]
+
+SURROGATES = ("square", "exp", "hinge")
+TRANSFORMS = ("ovo", "ova")
+HINGE_FORMS = ("pairwise", "official")
+
+
+def check_options(surrogate: str, transform: str, form: str, gamma: float, sync: bool) -> None:
+    """Validate the loss options.
+
+    Raises:
+        ValueError: Unknown surrogate/transform/form, non-positive or non-finite gamma, or
+            ``sync=True`` with the pairwise hinge (which has no exact per-class statistics).
+        TypeError: ``gamma`` not a real number or ``sync`` not a bool.
+    """
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+    if transform not in TRANSFORMS:
+        raise ValueError(
+            f"transform must be 'ovo' (one-vs-one) or 'ova' (one-vs-all), got {transform!r}"
+        )
+    if form not in HINGE_FORMS:
+        raise ValueError(f"form must be one of {HINGE_FORMS}, got {form!r}")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+        raise TypeError(f"gamma must be a real number, got {type(gamma).__name__} {gamma!r}")
+    if not (gamma > 0 and gamma < float("inf")):
+        raise ValueError(f"gamma (the margin) must be finite and > 0, got {gamma}; default 1.0")
+    if not isinstance(sync, bool):
+        raise TypeError(f"sync must be True or False, got {sync!r}")
+    if sync and surrogate == "hinge" and form == "pairwise":
+        raise ValueError(
+            "sync=True cannot be exact for the pairwise hinge: max(0, .) over pairs does not "
+            "reduce to per-class sums that processes can add. Use sync=False (local batch), or "
+            "form='official', square or exp, which are exact across processes"
+        )
+
+
+def _acc_dtype(logits: torch.Tensor) -> torch.dtype:
+    """Statistics dtype: fp64 for fp64 logits, fp32 otherwise (fp16/bf16 included)."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _labels_and_counts(
+    target: torch.Tensor, num_classes: int, ignore_index: int, sync: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flattened labels (ignored -> 0), valid mask and (global when synced) class counts.
+
+    Shape:
+        target (B, *S) -> labels (B, L) int64, valid (B, L) bool, counts (C,) int64.
+    """
+    flat = target.reshape(target.shape[0], -1)
+    valid = flat != ignore_index
+    labels = torch.where(valid, flat, torch.zeros_like(flat)).long()
+    counts = torch.zeros(num_classes, dtype=torch.long, device=target.device)
+    counts.scatter_add_(0, labels.reshape(-1), valid.reshape(-1).long())
+    if sync:
+        dist.all_reduce_sum(counts)
+    return labels, valid, counts
+
+
+def _positive_stats(
+    scores: torch.Tensor, surrogate: str, gamma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """phi_k(a) of the positives' own-class scores and psi_k(a) (to remove them from R).
+
+    Shape:
+        scores (n,) -> phi (n, K_phi), psi (n, K_psi).
+    """
+    if surrogate == "square":
+        d = scores - gamma
+        return torch.stack([d, d * d], dim=1), torch.stack([scores, scores * scores], dim=1)
+    if surrogate == "exp":
+        return torch.exp(-gamma * scores).unsqueeze(1), torch.exp(gamma * scores).unsqueeze(1)
+    return scores.unsqueeze(1), scores.unsqueeze(1)
+
+
+def _class_terms(
+    surrogate: str,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    inv_n: torch.Tensor,
+    n_neg_classes: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Per-class term from positive sums ``pos`` and weighted negative sums ``neg``.
+
+    ``n_neg_classes`` is the total negative weight of a positive (K - 1 for ovo, 1 for ova).
+
+    Shape:
+        pos (C, K_phi), neg (C, K_psi), inv_n (C,), n_neg_classes (C,) -> (C,).
+    """
+    if surrogate == "square":  # ½ mean_pairs (gamma - a + b)^2, expanded (spec §2.2)
+        quad = 0.5 * n_neg_classes * inv_n * pos[:, 1] + 0.5 * neg[:, 1]
+        return quad - inv_n * pos[:, 0] * neg[:, 0]
+    if surrogate == "exp":  # mean_pairs exp(-gamma (a - b)), separable (spec §2.4)
+        return inv_n * pos[:, 0] * neg[:, 0]
+    # official "hinge": linear, negative term carries an extra 1/N_i (spec §2.3)
+    return n_neg_classes * (gamma - inv_n * pos[:, 0]) + inv_n * neg[:, 0]
+
+
+def _separable_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    surrogate: str,
+    gamma: float,
+    transform: str,
+    ignore_index: int,
+    sync: bool,
+) -> torch.Tensor:
+    """Square / exp / official-hinge AUC loss from O(C) per-class statistics."""
+    num_classes = logits.shape[1]
+    acc = _acc_dtype(logits)
+    sync = sync and dist.is_distributed()
+    labels, valid, counts = _labels_and_counts(target, num_classes, ignore_index, sync)
+    n = counts.to(acc)
+    present = counts > 0
+    inv_n = torch.where(present, 1.0 / n.clamp(min=1.0), torch.zeros_like(n))
+    k = present.sum().to(acc)
+    # Pixel weight of a negative: 1/N_{y} (ovo) or 1 (ova, divided per class below).
+    weights = inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=acc)
+    weights = weights * valid
+    z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
+    column, scores = ColumnStats.apply(z, labels, weights, surrogate, gamma)  # (K_psi, C), (B, L)
+    phi, psi = _positive_stats(scores.reshape(-1), surrogate, gamma)
+    mask = valid.reshape(-1, 1).to(acc)
+    flat_labels = labels.reshape(-1)
+    pos = torch.zeros(num_classes, phi.shape[1], dtype=acc, device=logits.device)
+    pos = pos.index_add(0, flat_labels, phi * mask)  # (C, K_phi) sums over positives
+    own = torch.zeros(num_classes, psi.shape[1], dtype=acc, device=logits.device)
+    own = own.index_add(0, flat_labels, psi * (weights.reshape(-1, 1)))  # positives' share of R
+    stats = torch.cat([column.t(), pos, own], dim=1)  # (C, 2 K_psi + K_phi)
+    if sync:
+        stats = AllReduceSum.apply(stats, dist.get_world_size())
+    k_psi = NUM_PSI[surrogate]
+    column, pos, own = stats.split([k_psi, phi.shape[1], k_psi], dim=1)
+    neg = column - own  # (C, K_psi): sums over the negatives of each class
+    if transform == "ovo":
+        n_neg_classes = (k - 1.0).expand(num_classes)
+        factor = torch.where(k >= 2, 1.0 / (k * (k - 1.0)).clamp(min=1.0), torch.zeros_like(k))
+    else:
+        n_neg = n.sum() - n
+        neg = (
+            neg
+            * torch.where(n_neg > 0, 1.0 / n_neg.clamp(min=1.0), torch.zeros_like(n_neg))[:, None]
+        )
+        n_neg_classes = (n_neg > 0).to(acc)
+        factor = (k >= 2).to(acc)
+    terms = _class_terms(surrogate, pos, neg, inv_n, n_neg_classes, gamma)
+    return factor * torch.where(present, terms, torch.zeros_like(terms)).sum()
+
+
+def _pairwise_hinge_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float, transform: str, ignore_index: int
+) -> torch.Tensor:
+    """Exact mean over pairs of max(0, gamma - (p_pos - p_neg)) via one sort per class column.
+
+    In column i a positive with score a is entered as u = a - gamma, a negative as its score b;
+    after sorting, a negative's pairs with positive loss are exactly the positives before it, so
+    its contribution is ``count_before * b - sum_before(u)`` (prefix sums). Batched over classes.
+    """
+    num_classes = logits.shape[1]
+    acc = _acc_dtype(logits)
+    labels, valid, counts = _labels_and_counts(target, num_classes, ignore_index, sync=False)
+    n = counts.to(acc)
+    present = counts > 0
+    inv_n = torch.where(present, 1.0 / n.clamp(min=1.0), torch.zeros_like(n))
+    k = present.sum().to(acc)
+    flat_labels, flat_valid = labels.reshape(-1), valid.reshape(-1)
+    scores = logits.to(acc).sigmoid().transpose(0, 1).reshape(num_classes, -1)  # (C, B*L)
+    is_pos = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    is_pos.scatter_(0, flat_labels.unsqueeze(0), flat_valid.unsqueeze(0))
+    keyed = scores - gamma * is_pos.to(acc)  # positives shifted by -gamma
+    ordered, order = torch.sort(keyed, dim=1)
+    pos_sorted = is_pos.gather(1, order)
+    if transform == "ovo":
+        beta = (inv_n[flat_labels] * flat_valid)[order]  # (C, B*L) negative weights 1/N_y
+        factor = torch.where(k >= 2, 1.0 / (k * (k - 1.0)).clamp(min=1.0), torch.zeros_like(k))
+    else:
+        n_neg = n.sum() - n
+        col = torch.where(n_neg > 0, 1.0 / n_neg.clamp(min=1.0), torch.zeros_like(n_neg))
+        beta = flat_valid.to(acc)[order] * col[:, None]
+        factor = (k >= 2).to(acc)
+    pos_f = pos_sorted.to(torch.float64)
+    u = ordered.to(torch.float64) * pos_f
+    count_before = torch.cumsum(pos_f, dim=1) - pos_f
+    sum_before = torch.cumsum(u, dim=1) - u
+    per_neg = (count_before * ordered.to(torch.float64) - sum_before).to(acc)
+    per_neg = torch.where(pos_sorted, torch.zeros_like(per_neg), per_neg * beta)
+    terms = inv_n * per_neg.sum(dim=1)
+    return factor * torch.where(present, terms, torch.zeros_like(terms)).sum()
+
+
+def auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    surrogate: Surrogate = "square",
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+    form: HingeForm = "pairwise",
+) -> torch.Tensor:
+    """Pixel-level multi-class AUC loss on sigmoid scores (loss weight not applied).
+
+    Args:
+        logits: Raw scores upsampled to the label size; sigmoid is applied inside.
+        target: Integer labels; ``ignore_index`` pixels are dropped.
+        surrogate: "square", "exp" or "hinge".
+        gamma: Margin (> 0).
+        transform: "ovo" (mean over the K(K-1) ordered present-class pairs) or "ova" (sum over
+            classes of the one-vs-rest loss, not averaged, as in the official code).
+        ignore_index: Label value to ignore.
+        sync: Under an initialised process group, sum the per-class statistics over processes
+            so the value is the global-batch loss on every rank and the gradient w.r.t. local
+            logits is world_size x the global-batch gradient (DDP then averages to the exact
+            global gradient). Without a process group: the local loss.
+        form: Hinge only: "pairwise" (true hinge) or "official" (linear, reference formula).
+
+    Returns:
+        0-dim tensor (fp32, fp64 for fp64 logits); 0 with a zero gradient when fewer than two
+        classes are present.
+
+    Raises:
+        TypeError, ValueError: See :func:`validate_inputs` and :func:`check_options`.
+
+    Shape:
+        logits (B, C, H, W), target (B, H, W).
+    """
+    check_options(surrogate, transform, form, gamma, sync)
+    validate_inputs(logits, target, None, ignore_index)
+    if logits.shape[1] < 2:
+        raise ValueError(
+            f"AUC losses need at least 2 classes, got logits with {logits.shape[1]} channel(s)"
+        )
+    if surrogate == "hinge" and form == "pairwise":
+        return _pairwise_hinge_loss(logits, target, float(gamma), transform, ignore_index)
+    return _separable_auc_loss(
+        logits, target, surrogate, float(gamma), transform, ignore_index, sync
+    )
+
+
+def square_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+) -> torch.Tensor:
+    """Square AUC loss: ½ mean over class pairs of mean_pairs (gamma - (p_pos - p_neg))^2.
+
+    See :func:`auc_loss` for arguments, returns and shapes.
+    """
+    return auc_loss(
+        logits, target, "square", gamma=gamma, transform=transform,
+        ignore_index=ignore_index, sync=sync,
+    )  # fmt: skip
+
+
+def exp_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+) -> torch.Tensor:
+    """Exponential AUC loss: mean over class pairs of mean_pairs exp(-gamma (p_pos - p_neg)).
+
+    See :func:`auc_loss` for arguments, returns and shapes.
+    """
+    return auc_loss(
+        logits, target, "exp", gamma=gamma, transform=transform,
+        ignore_index=ignore_index, sync=sync,
+    )  # fmt: skip
+
+
+def hinge_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+    form: HingeForm = "pairwise",
+) -> torch.Tensor:
+    """Hinge AUC loss.
+
+    ``form="pairwise"``: mean over class pairs of mean_pairs max(0, gamma - (p_pos - p_neg)),
+    exact, by sorting (no sync support). ``form="official"``: the reference code's linear
+    formula with the extra 1/N_i on the negative term (spec §2.3), for reproducing its numbers.
+    See :func:`auc_loss` for the other arguments.
+    """
+    return auc_loss(
+        logits, target, "hinge", gamma=gamma, transform=transform,
+        ignore_index=ignore_index, sync=sync, form=form,
+    )  # fmt: skip
+
+
+def cross_entropy_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int = 255,
+    avg_non_ignore: bool = False,
+) -> torch.Tensor:
+    """Softmax cross-entropy with mmseg 0.24.1 averaging (spec §2.6).
+
+    Args:
+        logits: Raw scores.
+        target: Integer labels.
+        ignore_index: Label value to ignore (contributes 0).
+        avg_non_ignore: False: sum over valid pixels / all B·H·W pixels (mmseg default);
+            True: / number of valid pixels (0 when there is none).
+
+    Returns:
+        0-dim tensor (fp32 for fp16/bf16 logits).
+
+    Shape:
+        logits (B, C, H, W), target (B, H, W).
+    """
+    validate_inputs(logits, target, None, ignore_index)
+    x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    total = F.cross_entropy(x, target.long(), ignore_index=ignore_index, reduction="sum")
+    if avg_non_ignore:
+        denom = (target != ignore_index).sum().clamp(min=1).to(total.dtype)
+    else:
+        denom = torch.tensor(float(max(target.numel(), 1)), dtype=total.dtype)
+    return total / denom.to(total.device)
