@@ -21,14 +21,21 @@ _CHUNK_ELEMS_GPU = 1 << 23
 NUM_PSI = {"square": 2, "exp": 1, "hinge": 1}
 
 
-def _chunks(shape: torch.Size, device: torch.device) -> Iterator[tuple[int, slice]]:
-    """Yield (batch index, spatial slice) covering a (B, C, L) tensor in bounded chunks."""
+def _chunks(shape: torch.Size, device: torch.device) -> Iterator[tuple[int, slice, slice]]:
+    """Yield (batch index, class slice, pixel slice) covering a (B, C, L) tensor in chunks.
+
+    Chunks are whole rows (blocks of classes over all pixels of a sample), which are contiguous
+    in memory, unless one row alone exceeds the budget; then rows are split along the pixels.
+    This bounds temporary memory; the work per chunk is vectorised over its classes and pixels.
+    """
     batch, num_classes, length = shape
     budget = _CHUNK_ELEMS_CPU if device.type == "cpu" else _CHUNK_ELEMS_GPU
-    step = max(1, budget // max(1, num_classes))
+    rows = max(1, budget // max(1, length))
+    cols = min(length, budget) if rows == 1 else length
     for b in range(batch):
-        for start in range(0, length, step):
-            yield b, slice(start, min(start + step, length))
+        for c0 in range(0, num_classes, rows):
+            for p0 in range(0, length, cols):
+                yield b, slice(c0, c0 + rows), slice(p0, p0 + cols)
 
 
 def _accumulate(
@@ -39,7 +46,7 @@ def _accumulate(
     psi: square -> (s, s^2); exp -> exp(gamma*s); hinge (official) -> s. ``s`` is overwritten.
 
     Shape:
-        out (K_psi, C), s (C, n) scores, v (n,) pixel weights.
+        out (K_psi, c) (a view), s (c, n) scores, v (n,) pixel weights.
     """
     if surrogate == "square":
         out[0] += torch.mv(s, v)
@@ -51,24 +58,35 @@ def _accumulate(
 
 
 def _chunk_grad(
-    s: torch.Tensor, v: torch.Tensor, grad_out: torch.Tensor, surrogate: str, gamma: float
-) -> torch.Tensor:
-    """Gradient of sum_k <grad_out[k], sum_j v_j psi_k(sigmoid(z_j))> w.r.t. one chunk of z.
-
-    ``s`` = sigmoid(z) is overwritten.
+    s: torch.Tensor,
+    v: torch.Tensor,
+    grad_out: torch.Tensor,
+    surrogate: str,
+    gamma: float,
+    out: torch.Tensor,
+) -> None:
+    """Write the gradient of sum_k <grad_out[k], sum_j v_j psi_k(sigmoid(z_j))> w.r.t. one chunk
+    of z into ``out``. ``s`` = sigmoid(z) is overwritten.
 
     Shape:
-        s (C, n), v (n,), grad_out (K_psi, C) -> (C, n).
+        s (C, n), v (n,), grad_out (K_psi, C), out (C, n) (a view of the full gradient).
     """
     if surrogate == "square":  # d/ds = g0 + 2 g1 s
-        g = torch.addcmul(grad_out[0].unsqueeze(1), s, 2.0 * grad_out[1].unsqueeze(1)).mul_(s)
+        g = torch.addcmul(grad_out[0].unsqueeze(1), s, 2.0 * grad_out[1].unsqueeze(1))
     elif surrogate == "exp":  # d/ds = g0 gamma exp(gamma s)
-        g = torch.mul(s, gamma).exp_().mul_(gamma * grad_out[0].unsqueeze(1)).mul_(s)
+        g = torch.mul(s, gamma).exp_().mul_(gamma * grad_out[0].unsqueeze(1))
     else:  # d/ds = g0
-        g = torch.mul(s, grad_out[0].unsqueeze(1))
-    # g now holds d/ds * s; finish the chain rule through the sigmoid with (1 - s).
+        g = grad_out[0].unsqueeze(1).expand_as(s)
+    # Chain rule through the sigmoid: s (1 - s), with 1 - s formed exactly (not s - s*s, which
+    # loses the relative precision of saturated scores).
+    g = g * s
     g.mul_(s.neg_().add_(1.0))
-    return g.mul_(v)
+    torch.mul(g, v, out=out)  # casts to the logits' dtype on write
+
+
+def _sigmoid(chunk: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """sigmoid of a logits chunk as a new ``dtype`` tensor (one pass when dtypes agree)."""
+    return torch.sigmoid(chunk) if chunk.dtype == dtype else chunk.to(dtype).sigmoid_()
 
 
 class ColumnStats(torch.autograd.Function):
@@ -91,9 +109,9 @@ class ColumnStats(torch.autograd.Function):
         """
         acc = weights.dtype
         stats = torch.zeros(NUM_PSI[surrogate], logits.shape[1], dtype=acc, device=logits.device)
-        for b, sl in _chunks(logits.shape, logits.device):
-            s = logits[b, :, sl].to(acc, copy=True).sigmoid_()  # (C, n)
-            _accumulate(stats, s, weights[b, sl], surrogate, gamma)
+        for b, cls, pix in _chunks(logits.shape, logits.device):
+            s = _sigmoid(logits[b, cls, pix], acc)  # (c, n)
+            _accumulate(stats[:, cls], s, weights[b, pix], surrogate, gamma)
         label_logits = logits.gather(1, labels.unsqueeze(1)).squeeze(1)  # (B, L)
         scores = label_logits.to(acc).sigmoid()
         ctx.save_for_backward(logits, labels, weights, scores)
@@ -112,9 +130,10 @@ class ColumnStats(torch.autograd.Function):
         acc = weights.dtype
         grad_stats = grad_stats.to(acc)
         grad = torch.empty_like(logits)
-        for b, sl in _chunks(logits.shape, logits.device):
-            s = logits[b, :, sl].to(acc, copy=True).sigmoid_()
-            grad[b, :, sl] = _chunk_grad(s, weights[b, sl], grad_stats, ctx.surrogate, ctx.gamma)
+        for b, cls, pix in _chunks(logits.shape, logits.device):
+            s = _sigmoid(logits[b, cls, pix], acc)
+            out = grad[b, cls, pix]
+            _chunk_grad(s, weights[b, pix], grad_stats[:, cls], ctx.surrogate, ctx.gamma, out)
         label_grad = grad_scores.to(acc) * scores * (1.0 - scores)  # (B, L)
         grad.scatter_add_(1, labels.unsqueeze(1), label_grad.unsqueeze(1).to(grad.dtype))
         return grad, None, None, None, None
