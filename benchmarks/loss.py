@@ -181,7 +181,10 @@ def bench_shape(shape: tuple[int, ...], args: argparse.Namespace) -> list[str]:
         print(f"  {name}: {times[name]:.1f} ms", file=sys.stderr)
     if args.device == "cpu":
         fix_malloc_threshold()
-    mems = {name: max(peak_extra_bytes(fn, logits, target) for _ in range(3)) for name, fn in losses.items()}
+    mems = {
+        name: max(peak_extra_bytes(fn, logits, target) for _ in range(3))
+        for name, fn in losses.items()
+    }
     logits_bytes = logits.numel() * logits.element_size()
     ce, loop = times["F.cross_entropy"], times.get("official per-class loop (square ovo)")
     rows = []
@@ -222,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         [[2, 150, 256, 256]] if args.device == "cpu" else [[4, 150, 512, 512], [8, 171, 512, 512]]
     )
     print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()}")
-    print("| logits (B, C, H, W) | loss | fwd+bwd ms | vs CE | vs loop | peak extra MiB | x logits |")
+    print(
+        "| logits (B, C, H, W) | loss | fwd+bwd ms | vs CE | vs loop | peak extra MiB | x logits |"
+    )
     print("|---|---|---|---|---|---|---|")
     for shape in shapes:
         for row in bench_shape(tuple(shape), args):
