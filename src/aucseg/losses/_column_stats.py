@@ -14,7 +14,7 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 # Elements of a (C, n) chunk processed at once; small on CPU (cache, memory), larger on GPUs
 # (fewer kernel launches).
-_CHUNK_ELEMS_CPU = 1 << 20
+_CHUNK_ELEMS_CPU = 1 << 21
 _CHUNK_ELEMS_GPU = 1 << 23
 
 # Number of reduced functions psi_k(s) per surrogate (see ``_accumulate``).
@@ -65,23 +65,19 @@ def _chunk_grad(
     gamma: float,
     out: torch.Tensor,
 ) -> None:
-    """Write the gradient of sum_k <grad_out[k], sum_j v_j psi_k(sigmoid(z_j))> w.r.t. one chunk
-    of z into ``out``. ``s`` = sigmoid(z) is overwritten.
+    """Write into ``out`` the gradient w.r.t. a logits chunk of <grad_out, R> (R as forward).
 
     Shape:
         s (C, n), v (n,), grad_out (K_psi, C), out (C, n) (a view of the full gradient).
     """
     if surrogate == "square":  # d/ds = g0 + 2 g1 s
-        g = torch.addcmul(grad_out[0].unsqueeze(1), s, 2.0 * grad_out[1].unsqueeze(1))
+        g = torch.addcmul(grad_out[0].unsqueeze(1), s, 2.0 * grad_out[1].unsqueeze(1)).mul_(v)
     elif surrogate == "exp":  # d/ds = g0 gamma exp(gamma s)
-        g = torch.mul(s, gamma).exp_().mul_(gamma * grad_out[0].unsqueeze(1))
+        g = torch.mul(s, gamma).exp_().mul_(gamma * grad_out[0].unsqueeze(1)).mul_(v)
     else:  # d/ds = g0
-        g = grad_out[0].unsqueeze(1).expand_as(s)
-    # Chain rule through the sigmoid: s (1 - s), with 1 - s formed exactly (not s - s*s, which
-    # loses the relative precision of saturated scores).
-    g = g * s
-    g.mul_(s.neg_().add_(1.0))
-    torch.mul(g, v, out=out)  # casts to the logits' dtype on write
+        g = torch.mul(grad_out[0].unsqueeze(1), v)
+    # Chain rule through the sigmoid in one fused pass: out = g * (1 - s) * s, cast on write.
+    torch.ops.aten.sigmoid_backward.grad_input(g, s, grad_input=out)
 
 
 def _sigmoid(chunk: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
