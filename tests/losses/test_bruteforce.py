@@ -157,7 +157,7 @@ def test_chunked_pass_matches_single_chunk(monkeypatch: pytest.MonkeyPatch) -> N
     target = torch.randint(0, 6, (3, 7, 9), generator=gen)
     results = []
     for budget in (1 << 20, 130, 13):  # one chunk per sample; 2-class blocks; split rows
-        monkeypatch.setattr(_column_stats, "_CHUNK_ELEMS_CPU", budget)
+        monkeypatch.setattr(_column_stats, "_chunk_budget", lambda numel, device, b=budget: b)
         x = logits.clone().requires_grad_()
         loss = auc_loss(x, target, "square")
         loss.backward()

@@ -12,13 +12,21 @@ from collections.abc import Iterator
 import torch
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-# Elements of a (C, n) chunk processed at once; small on CPU (cache, memory), larger on GPUs
-# (fewer kernel launches).
-_CHUNK_ELEMS_CPU = 1 << 21
+# Elements of a chunk processed at once. One chunk-size fp32 temporary is alive at a time, so
+# on CPU chunks are a quarter of the logits (at least this many elements): few parallel regions,
+# about 0.25x the logits of temporaries. On GPUs a fixed size keeps the temporary negligible.
+_CHUNK_ELEMS_CPU = 1 << 20
 _CHUNK_ELEMS_GPU = 1 << 23
 
 # Number of reduced functions psi_k(s) per surrogate (see ``_accumulate``).
 NUM_PSI = {"square": 2, "exp": 1, "hinge": 1}
+
+
+def _chunk_budget(numel: int, device: torch.device) -> int:
+    """Elements per chunk for a logits tensor of ``numel`` elements on ``device``."""
+    if device.type == "cpu":  # few large chunks: each op is a parallel region on CPU
+        return max(_CHUNK_ELEMS_CPU, numel // 4)
+    return _CHUNK_ELEMS_GPU
 
 
 def _chunks(shape: torch.Size, device: torch.device) -> Iterator[tuple[int, slice, slice]]:
@@ -29,7 +37,7 @@ def _chunks(shape: torch.Size, device: torch.device) -> Iterator[tuple[int, slic
     This bounds temporary memory; the work per chunk is vectorised over its classes and pixels.
     """
     batch, num_classes, length = shape
-    budget = _CHUNK_ELEMS_CPU if device.type == "cpu" else _CHUNK_ELEMS_GPU
+    budget = _chunk_budget(batch * num_classes * length, device)
     rows = max(1, budget // max(1, length))
     cols = min(length, budget) if rows == 1 else length
     for b in range(batch):
@@ -70,12 +78,15 @@ def _chunk_grad(
     Shape:
         s (C, n), v (n,), grad_out (K_psi, C), out (C, n) (a view of the full gradient).
     """
+    # d/ds goes straight into ``out`` when the dtypes agree (no temporary), else via a buffer.
+    g = out if out.dtype == s.dtype else torch.empty_like(s)
+    g0 = grad_out[0].unsqueeze(1)  # (c, 1)
     if surrogate == "square":  # d/ds = g0 + 2 g1 s
-        g = torch.addcmul(grad_out[0].unsqueeze(1), s, 2.0 * grad_out[1].unsqueeze(1)).mul_(v)
+        torch.addcmul(g0, s, 2.0 * grad_out[1].unsqueeze(1), out=g).mul_(v)
     elif surrogate == "exp":  # d/ds = g0 gamma exp(gamma s)
-        g = torch.mul(s, gamma).exp_().mul_(gamma * grad_out[0].unsqueeze(1)).mul_(v)
+        torch.mul(s, gamma, out=g).exp_().mul_(gamma * g0).mul_(v)
     else:  # d/ds = g0
-        g = torch.mul(grad_out[0].unsqueeze(1), v)
+        torch.mul(g0, v, out=g)
     # Chain rule through the sigmoid in one fused pass: out = g * (1 - s) * s, cast on write.
     torch.ops.aten.sigmoid_backward.grad_input(g, s, grad_input=out)
 
