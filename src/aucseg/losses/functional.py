@@ -133,6 +133,54 @@ def _class_terms(
     return n_neg_classes * (gamma - inv_n * pos[:, 0]) + inv_n * neg[:, 0]
 
 
+def _safe_reciprocal(x: torch.Tensor) -> torch.Tensor:
+    """1/x where x > 0, else 0 (x holds counts, so x >= 1 where positive)."""
+    return torch.where(x > 0, 1.0 / x.clamp(min=1.0), torch.zeros_like(x))
+
+
+def _normalisation(
+    transform: str, n: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class negative scale, total negative weight per positive, and the class-sum factor.
+
+    ovo: negatives carry 1/N_y (applied per pixel), a positive meets K - 1 classes of total
+    weight K - 1, and the sum over classes is divided by K (K - 1). ova: negatives of class i are
+    averaged (1/(M - N_i)), total weight 1, classes summed. The factor is 0 when K < 2.
+
+    Shape:
+        n (C,) class counts -> (C,), (C,), ().
+    """
+    k = (n > 0).sum().to(n.dtype)
+    if transform == "ovo":
+        factor = torch.where(k >= 2, 1.0 / (k * (k - 1.0)).clamp(min=1.0), torch.zeros_like(k))
+        return torch.ones_like(n), (k - 1.0).expand_as(n), factor
+    n_neg = n.sum() - n
+    return _safe_reciprocal(n_neg), (n_neg > 0).to(n.dtype), (k >= 2).to(n.dtype)
+
+
+def _label_column_sums(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    valid: torch.Tensor,
+    weights: torch.Tensor,
+    surrogate: str,
+    gamma: float,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over each class's own pixels: phi_k(a) and weights * psi_k(a), a = own-class score.
+
+    Shape:
+        scores, labels, valid, weights (B, L) -> pos (C, K_phi), own (C, K_psi).
+    """
+    phi, psi = _positive_stats(scores.reshape(-1), surrogate, gamma)
+    flat_labels = labels.reshape(-1)
+    phi = phi * valid.reshape(-1, 1)
+    psi = psi * weights.reshape(-1, 1)
+    pos = phi.new_zeros(num_classes, phi.shape[1]).index_add(0, flat_labels, phi)
+    own = psi.new_zeros(num_classes, psi.shape[1]).index_add(0, flat_labels, psi)
+    return pos, own
+
+
 def _separable_auc_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -148,40 +196,22 @@ def _separable_auc_loss(
     sync = sync and dist.is_distributed()
     labels, valid, counts = _labels_and_counts(target, num_classes, ignore_index, sync)
     n = counts.to(acc)
-    present = counts > 0
-    inv_n = torch.where(present, 1.0 / n.clamp(min=1.0), torch.zeros_like(n))
-    k = present.sum().to(acc)
-    # Pixel weight of a negative: 1/N_{y} (ovo) or 1 (ova, divided per class below).
+    inv_n = _safe_reciprocal(n)
+    # Pixel weight of a negative: 1/N_y (ovo) or 1 (ova, scaled per class below).
     weights = inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=acc)
     weights = weights * valid
     z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
     column, scores = ColumnStats.apply(z, labels, weights, surrogate, gamma)  # (K_psi, C), (B, L)
-    phi, psi = _positive_stats(scores.reshape(-1), surrogate, gamma)
-    mask = valid.reshape(-1, 1).to(acc)
-    flat_labels = labels.reshape(-1)
-    pos = torch.zeros(num_classes, phi.shape[1], dtype=acc, device=logits.device)
-    pos = pos.index_add(0, flat_labels, phi * mask)  # (C, K_phi) sums over positives
-    own = torch.zeros(num_classes, psi.shape[1], dtype=acc, device=logits.device)
-    own = own.index_add(0, flat_labels, psi * (weights.reshape(-1, 1)))  # positives' share of R
+    pos, own = _label_column_sums(scores, labels, valid, weights, surrogate, gamma, num_classes)
     stats = torch.cat([column.t(), pos, own], dim=1)  # (C, 2 K_psi + K_phi)
-    if sync:
+    if sync:  # O(C) numbers; every rank then holds the global-batch statistics
         stats = AllReduceSum.apply(stats, dist.get_world_size())
     k_psi = NUM_PSI[surrogate]
-    column, pos, own = stats.split([k_psi, phi.shape[1], k_psi], dim=1)
-    neg = column - own  # (C, K_psi): sums over the negatives of each class
-    if transform == "ovo":
-        n_neg_classes = (k - 1.0).expand(num_classes)
-        factor = torch.where(k >= 2, 1.0 / (k * (k - 1.0)).clamp(min=1.0), torch.zeros_like(k))
-    else:
-        n_neg = n.sum() - n
-        neg = (
-            neg
-            * torch.where(n_neg > 0, 1.0 / n_neg.clamp(min=1.0), torch.zeros_like(n_neg))[:, None]
-        )
-        n_neg_classes = (n_neg > 0).to(acc)
-        factor = (k >= 2).to(acc)
+    column, pos, own = stats.split([k_psi, pos.shape[1], k_psi], dim=1)
+    neg_scale, n_neg_classes, factor = _normalisation(transform, n)
+    neg = (column - own) * neg_scale[:, None]  # (C, K_psi): sums over each class's negatives
     terms = _class_terms(surrogate, pos, neg, inv_n, n_neg_classes, gamma)
-    return factor * torch.where(present, terms, torch.zeros_like(terms)).sum()
+    return factor * torch.where(counts > 0, terms, torch.zeros_like(terms)).sum()
 
 
 def _pairwise_hinge_loss(
@@ -197,9 +227,8 @@ def _pairwise_hinge_loss(
     acc = _acc_dtype(logits)
     labels, valid, counts = _labels_and_counts(target, num_classes, ignore_index, sync=False)
     n = counts.to(acc)
-    present = counts > 0
-    inv_n = torch.where(present, 1.0 / n.clamp(min=1.0), torch.zeros_like(n))
-    k = present.sum().to(acc)
+    inv_n = _safe_reciprocal(n)
+    neg_scale, _, factor = _normalisation(transform, n)
     flat_labels, flat_valid = labels.reshape(-1), valid.reshape(-1)
     scores = logits.to(acc).sigmoid().transpose(0, 1).reshape(num_classes, -1)  # (C, B*L)
     is_pos = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
@@ -207,22 +236,17 @@ def _pairwise_hinge_loss(
     keyed = scores - gamma * is_pos.to(acc)  # positives shifted by -gamma
     ordered, order = torch.sort(keyed, dim=1)
     pos_sorted = is_pos.gather(1, order)
-    if transform == "ovo":
-        beta = (inv_n[flat_labels] * flat_valid)[order]  # (C, B*L) negative weights 1/N_y
-        factor = torch.where(k >= 2, 1.0 / (k * (k - 1.0)).clamp(min=1.0), torch.zeros_like(k))
-    else:
-        n_neg = n.sum() - n
-        col = torch.where(n_neg > 0, 1.0 / n_neg.clamp(min=1.0), torch.zeros_like(n_neg))
-        beta = flat_valid.to(acc)[order] * col[:, None]
-        factor = (k >= 2).to(acc)
-    pos_f = pos_sorted.to(torch.float64)
+    # Negative weights: 1/N_y per pixel (ovo) or 1/(M - N_i) per class (ova).
+    pixel_weight = inv_n[flat_labels] if transform == "ovo" else torch.ones_like(scores[0])
+    beta = (pixel_weight * flat_valid)[order] * neg_scale[:, None]  # (C, B*L)
+    pos_f = pos_sorted.to(torch.float64)  # prefix sums in fp64: long sums of mixed signs
     u = ordered.to(torch.float64) * pos_f
     count_before = torch.cumsum(pos_f, dim=1) - pos_f
     sum_before = torch.cumsum(u, dim=1) - u
     per_neg = (count_before * ordered.to(torch.float64) - sum_before).to(acc)
     per_neg = torch.where(pos_sorted, torch.zeros_like(per_neg), per_neg * beta)
     terms = inv_n * per_neg.sum(dim=1)
-    return factor * torch.where(present, terms, torch.zeros_like(terms)).sum()
+    return factor * torch.where(counts > 0, terms, torch.zeros_like(terms)).sum()
 
 
 def auc_loss(
