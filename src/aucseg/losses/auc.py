@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from aucseg.losses.functional import HingeForm, Transform, auc_loss, check_options
+from aucseg.losses.functional import HingeForm, Transform, check_options, compute_auc_loss
 from aucseg.losses.validation import validate_inputs
 
 __all__ = ["AUCLoss", "ExpAUCLoss", "HingeAUCLoss", "SquareAUCLoss"]
@@ -84,9 +84,9 @@ class AUCLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of ``logits`` (B, C, H, W) against ``target`` (B, H, W), times ``loss_weight``."""
         validate_inputs(logits, target, self.num_classes, self.ignore_index)
-        loss = auc_loss(
-            logits, target, self.surrogate, gamma=self.gamma, transform=self.transform,
-            ignore_index=self.ignore_index, sync=self.sync, form=self.form,
+        loss = compute_auc_loss(
+            logits, target, self.surrogate, self.gamma, self.transform, self.ignore_index,
+            self.sync, self.form,
         )  # fmt: skip
         return loss * self.loss_weight
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from aucseg.losses.auc import check_loss_weight, check_num_classes
-from aucseg.losses.functional import cross_entropy_loss
+from aucseg.losses.functional import compute_cross_entropy
 from aucseg.losses.validation import validate_inputs
 
 __all__ = ["CrossEntropyLoss"]
@@ -45,9 +45,7 @@ class CrossEntropyLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of ``logits`` against ``target``, times ``loss_weight``."""
         validate_inputs(logits, target, self.num_classes, self.ignore_index)
-        loss = cross_entropy_loss(
-            logits, target, ignore_index=self.ignore_index, avg_non_ignore=self.avg_non_ignore
-        )
+        loss = compute_cross_entropy(logits, target, self.ignore_index, self.avg_non_ignore)
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:

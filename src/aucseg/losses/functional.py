@@ -292,6 +292,20 @@ def auc_loss(
         raise ValueError(
             f"AUC losses need at least 2 classes, got logits with {logits.shape[1]} channel(s)"
         )
+    return compute_auc_loss(logits, target, surrogate, gamma, transform, ignore_index, sync, form)
+
+
+def compute_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    surrogate: str,
+    gamma: float,
+    transform: str,
+    ignore_index: int,
+    sync: bool,
+    form: str,
+) -> torch.Tensor:
+    """:func:`auc_loss` without the option and input checks (callers have done them)."""
     if surrogate == "hinge" and form == "pairwise":
         return _pairwise_hinge_loss(logits, target, float(gamma), transform, ignore_index)
     return _separable_auc_loss(
@@ -383,6 +397,13 @@ def cross_entropy_loss(
         logits (B, C, H, W), target (B, H, W).
     """
     validate_inputs(logits, target, None, ignore_index)
+    return compute_cross_entropy(logits, target, ignore_index, avg_non_ignore)
+
+
+def compute_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, avg_non_ignore: bool
+) -> torch.Tensor:
+    """:func:`cross_entropy_loss` without the input checks (callers have done them)."""
     x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
     total = F.cross_entropy(x, target.long(), ignore_index=ignore_index, reduction="sum")
     if avg_non_ignore:
