@@ -8,11 +8,13 @@ baseline only) and ``F.cross_entropy``.
     PYTHONPATH=src python benchmarks/loss.py --device cuda   # (4,150,512,512), (8,171,512,512)
 
 Memory. CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation before the call.
-CPU (no allocator statistics): glibc is switched to a fixed mmap threshold (``mallopt``) so that
-every tensor above 64 KiB is mmap-ed and unmapped on free, making the resident set size track
-live tensor memory; a thread samples RSS from ``/proc/self/statm`` every 0.2 ms during
-forward+backward, and the peak minus the RSS before the call is reported (max over runs). Both
-include the gradient of the logits (one logits-size tensor).
+CPU (no allocator statistics): each loss is measured in a fresh child process in which glibc
+uses a fixed mmap threshold (``mallopt``, set before any tensor exists), so that every allocation
+above 64 KiB is mmap-ed and unmapped on free and the resident set size tracks live tensor memory;
+the kernel's RSS high-water mark is reset (``/proc/self/clear_refs``) before the call and read
+(``VmHWM`` in ``/proc/self/status``) after it; peak minus the RSS before the call is reported
+(max over 3 calls after a warm-up). Both include the gradient of the logits (one logits-size
+tensor).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -31,7 +33,6 @@ import torch.nn.functional as F
 from aucseg.losses import ExpAUCLoss, HingeAUCLoss, SquareAUCLoss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def official_square_ovo_loop(
@@ -122,10 +123,19 @@ def time_ms(fn: LossFn, logits: torch.Tensor, target: torch.Tensor, repeats: int
     return min(times)
 
 
-def rss_bytes() -> int:
-    """Resident set size of this process."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * PAGE
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` memory field (e.g. VmRSS, VmHWM) in KiB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's RSS high-water mark (VmHWM) to the current RSS."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
 
 
 def fix_malloc_threshold() -> None:
@@ -134,7 +144,6 @@ def fix_malloc_threshold() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3
     libc.mallopt(m_mmap_threshold, 64 * 1024)
     libc.mallopt(m_trim_threshold, 64 * 1024)
-    libc.malloc_trim(0)  # return heap memory freed during the timing runs
 
 
 def peak_extra_bytes(fn: LossFn, logits: torch.Tensor, target: torch.Tensor) -> int:
@@ -146,20 +155,36 @@ def peak_extra_bytes(fn: LossFn, logits: torch.Tensor, target: torch.Tensor) -> 
         step(fn, logits, target)
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - before
-    peak, stop = [0], threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            time.sleep(0.0002)
-
-    before = rss_bytes()
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    reset_peak_rss()
+    before = status_kib("VmRSS")
     step(fn, logits, target)
-    stop.set()
-    sampler.join()
-    return max(0, peak[0] - before)
+    return max(0, status_kib("VmHWM") - before) * 1024
+
+
+def measure_memory(
+    name: str, fn: LossFn, logits: torch.Tensor, target: torch.Tensor, args: argparse.Namespace
+) -> int:
+    """Peak extra bytes of one loss: in-process on CUDA, in a fresh child process on CPU."""
+    if logits.device.type == "cuda":
+        step(fn, logits, target)
+        return max(peak_extra_bytes(fn, logits, target) for _ in range(3))
+    cmd = [sys.executable, __file__, "--memory-of", name, "--threads", str(args.threads)]
+    cmd += ["--shape", *map(str, logits.shape)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return int(out.split()[-1])
+
+
+def memory_child(args: argparse.Namespace) -> int:
+    """Child process of :func:`measure_memory`: print the peak extra bytes of one loss."""
+    fix_malloc_threshold()  # before any tensor is allocated
+    torch.set_num_threads(args.threads)
+    shape = tuple(args.shape[0])
+    logits, target = make_inputs(shape, "cpu")
+    fn = make_losses(shape[1], True, True)[args.memory_of]
+    step(fn, logits, target)  # warm-up: one-time allocations
+    runs = 1 if args.memory_of.startswith("official") else 3
+    print(max(peak_extra_bytes(fn, logits, target) for _ in range(runs)))
+    return 0
 
 
 def check_baseline(logits: torch.Tensor, target: torch.Tensor) -> None:
@@ -182,15 +207,7 @@ def bench_shape(shape: tuple[int, ...], args: argparse.Namespace) -> list[str]:
         reps = args.loop_repeats if name.startswith("official") else args.repeats
         times[name] = time_ms(fn, logits, target, reps)
         print(f"  {name}: {times[name]:.1f} ms", file=sys.stderr)
-    if args.device == "cpu":
-        fix_malloc_threshold()
-    mems = {
-        name: max(
-            peak_extra_bytes(fn, logits, target)
-            for _ in range(1 if name.startswith("official") else 3)
-        )
-        for name, fn in losses.items()
-    }
+    mems = {name: measure_memory(name, fn, logits, target, args) for name, fn in losses.items()}
     logits_bytes = logits.numel() * logits.element_size()
     ce, loop = times["F.cross_entropy"], times.get("official per-class loop (square ovo)")
     rows = []
@@ -217,12 +234,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--no-loop", action="store_true", help="skip the per-class loop")
     parser.add_argument("--no-pairwise", action="store_true", help="skip the pairwise hinge")
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # internal: child process mode
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a markdown table."""
     args = parse_args(argv)
+    if args.memory_of:
+        return memory_child(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no CUDA device is available", file=sys.stderr)
         return 2

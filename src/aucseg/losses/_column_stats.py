@@ -15,7 +15,7 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 # Elements of a chunk processed at once. One chunk-size fp32 temporary is alive at a time, so
 # on CPU chunks are a quarter of the logits (at least this many elements): few parallel regions,
 # about 0.25x the logits of temporaries. On GPUs a fixed size keeps the temporary negligible.
-_CHUNK_ELEMS_CPU = 1 << 20
+_CHUNK_ELEMS_CPU = 1 << 18
 _CHUNK_ELEMS_GPU = 1 << 23
 
 # Number of reduced functions psi_k(s) per surrogate (see ``_accumulate``).
