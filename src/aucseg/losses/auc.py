@@ -14,17 +14,12 @@ from aucseg.losses.validation import validate_inputs
 __all__ = ["AUCLoss", "ExpAUCLoss", "HingeAUCLoss", "SquareAUCLoss"]
 
 
-def check_num_classes(num_classes: object, minimum: int) -> int:
+def check_num_classes(num_classes: object, minimum: int, hint: str = "") -> int:
     """Return ``num_classes`` as int; TypeError/ValueError unless it is an int >= ``minimum``."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
     if num_classes < minimum:
-        raise ValueError(
-            f"num_classes must be >= {minimum}, got {num_classes}; AUC ranks one class against "
-            "another, so use a background class for binary segmentation (num_classes=2)"
-            if minimum == 2
-            else f"num_classes must be >= {minimum}, got {num_classes}"
-        )
+        raise ValueError(f"num_classes must be >= {minimum}, got {num_classes}{hint}")
     return num_classes
 
 
@@ -69,7 +64,10 @@ class AUCLoss(nn.Module):
         form: HingeForm = "pairwise",
     ) -> None:
         super().__init__()
-        self.num_classes = check_num_classes(num_classes, 2)
+        self.num_classes = check_num_classes(
+            num_classes, 2, "; AUC ranks one class against another, so binary segmentation "
+            "needs a background class (num_classes=2)",
+        )  # fmt: skip
         check_options(self.surrogate, transform, form, gamma, sync)
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
