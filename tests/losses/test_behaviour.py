@@ -234,3 +234,13 @@ def test_registry_and_build_loss() -> None:
 def test_functional_rejects_single_channel() -> None:
     with pytest.raises(ValueError, match="at least 2 classes"):
         auc_loss(torch.randn(1, 1, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_integer_label_dtypes_agree(name: str) -> None:
+    logits, target = make_batch()
+    target[0, 0] = 255
+    loss_fn = build_loss(name, 5)
+    expected = loss_fn(logits, target)
+    for dtype in (torch.uint8, torch.int32):
+        torch.testing.assert_close(loss_fn(logits, target.to(dtype)), expected)
