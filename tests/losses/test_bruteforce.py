@@ -148,18 +148,21 @@ def test_gradcheck_float64(surrogate: str, transform: str, form: str) -> None:
     assert torch.autograd.gradcheck(fn, (logits,), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
-def test_chunked_pass_matches_single_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("surrogate", ["square", "hinge"])
+def test_chunked_pass_matches_single_chunk(monkeypatch: pytest.MonkeyPatch, surrogate: str) -> None:
     """Small chunks (class blocks, or split rows) give the same loss and gradient."""
-    from aucseg.losses import _column_stats
+    from aucseg.losses import _column_stats, _pairwise
 
     gen = torch.Generator().manual_seed(2)
     logits = torch.randn(3, 6, 7, 9, generator=gen)
     target = torch.randint(0, 6, (3, 7, 9), generator=gen)
+    target[0, 0] = IGNORE
     results = []
-    for budget in (1 << 20, 130, 13):  # one chunk per sample; 2-class blocks; split rows
-        monkeypatch.setattr(_column_stats, "_chunk_budget", lambda numel, device, b=budget: b)
+    for budget in (1 << 20, 130, 13):  # one chunk; 2-class blocks; split rows / 1-class blocks
+        for module in (_column_stats, _pairwise):
+            monkeypatch.setattr(module, "_chunk_budget", lambda numel, device, b=budget: b)
         x = logits.clone().requires_grad_()
-        loss = auc_loss(x, target, "square")
+        loss = auc_loss(x, target, surrogate)
         loss.backward()
         results.append((loss.detach(), x.grad))
     for loss, grad in results[1:]:

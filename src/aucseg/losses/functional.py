@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from aucseg import dist
 from aucseg.losses._column_stats import NUM_PSI, AllReduceSum, ColumnStats
+from aucseg.losses._pairwise import PairwiseHinge
 from aucseg.losses.validation import validate_inputs
 
 __all__ = [
@@ -217,11 +218,9 @@ def _separable_auc_loss(
 def _pairwise_hinge_loss(
     logits: torch.Tensor, target: torch.Tensor, gamma: float, transform: str, ignore_index: int
 ) -> torch.Tensor:
-    """Exact mean over pairs of max(0, gamma - (p_pos - p_neg)) via one sort per class column.
+    """Exact mean over pairs of max(0, gamma - (p_pos - p_neg)), by sorting each class column.
 
-    In column i a positive with score a is entered as u = a - gamma, a negative as its score b;
-    after sorting, a negative's pairs with positive loss are exactly the positives before it, so
-    its contribution is ``count_before * b - sum_before(u)`` (prefix sums). Batched over classes.
+    See :mod:`aucseg.losses._pairwise`. O(M log M) per class, no pairs formed.
     """
     num_classes = logits.shape[1]
     acc = _acc_dtype(logits)
@@ -229,24 +228,11 @@ def _pairwise_hinge_loss(
     n = counts.to(acc)
     inv_n = _safe_reciprocal(n)
     neg_scale, _, factor = _normalisation(transform, n)
-    flat_labels, flat_valid = labels.reshape(-1), valid.reshape(-1)
-    scores = logits.to(acc).sigmoid().transpose(0, 1).reshape(num_classes, -1)  # (C, B*L)
-    is_pos = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-    is_pos.scatter_(0, flat_labels.unsqueeze(0), flat_valid.unsqueeze(0))
-    keyed = scores - gamma * is_pos.to(acc)  # positives shifted by -gamma
-    ordered, order = torch.sort(keyed, dim=1)
-    pos_sorted = is_pos.gather(1, order)
-    # Negative weights: 1/N_y per pixel (ovo) or 1/(M - N_i) per class (ova).
-    pixel_weight = inv_n[flat_labels] if transform == "ovo" else torch.ones_like(scores[0])
-    beta = (pixel_weight * flat_valid)[order] * neg_scale[:, None]  # (C, B*L)
-    pos_f = pos_sorted.to(torch.float64)  # prefix sums in fp64: long sums of mixed signs
-    u = ordered.to(torch.float64) * pos_f
-    count_before = torch.cumsum(pos_f, dim=1) - pos_f
-    sum_before = torch.cumsum(u, dim=1) - u
-    per_neg = (count_before * ordered.to(torch.float64) - sum_before).to(acc)
-    per_neg = torch.where(pos_sorted, torch.zeros_like(per_neg), per_neg * beta)
-    terms = inv_n * per_neg.sum(dim=1)
-    return factor * torch.where(counts > 0, terms, torch.zeros_like(terms)).sum()
+    # Negative weights: 1/N_y per pixel (ovo) or 1 (ova, times 1/(M - N_i) per class).
+    beta = (inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=acc)) * valid
+    labels = torch.where(valid, labels, torch.full_like(labels, -1))  # ignored: never positive
+    z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
+    return PairwiseHinge.apply(z, labels, beta, neg_scale, inv_n, factor, gamma)
 
 
 def auc_loss(
