@@ -63,9 +63,8 @@ class PairwiseHinge(torch.autograd.Function):
         """Loss; the gradient w.r.t. the logits is computed here and saved.
 
         Shape:
-            logits (B, C, L), labels (B, L) in [0, C) with ignored pixels at beta = 0 and
-            valid < 0 labels never matching, beta (B, L) pixel weights of negatives,
-            neg_scale (C,), inv_n (C,), factor () -> ().
+            logits (B, C, L), labels (B, L) class ids (-1 for ignored pixels), beta (B, L)
+            weights of negatives (0 for ignored), neg_scale (C,), inv_n (C,), factor () -> ().
         """
         batch, num_classes, length = logits.shape
         acc = inv_n.dtype

@@ -9,7 +9,7 @@ weighted ``1 / N_{y[n]}`` (ovo: a mean over every other present class) or ``1 / 
 
 The square, exp and official-hinge terms are computed from per-class sums (O(M·C) time, O(C)
 statistics, no pairs, no one-hot), which also makes them exact across processes. The pairwise
-hinge is computed exactly by sorting each class column (O(M log M) per class, batched).
+hinge is computed exactly by sorting each class column (O(M log M) per class, in blocks).
 """
 
 from __future__ import annotations
