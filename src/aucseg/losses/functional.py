@@ -1,0 +1,399 @@
+"""Pixel-level AUC losses (square, exp, hinge; one-vs-one and one-vs-all) and cross-entropy.
+
+Notation (spec §2): scores ``p[j, c] = sigmoid(z[j, c])`` over the M valid pixels, labels
+``y[j]``, class counts ``N_c``, present classes ``P = {c : N_c > 0}``, ``K = |P|``, margin gamma.
+For class i the positives are the pixels with ``y = i`` and the negatives all other valid pixels,
+weighted ``1 / N_{y[n]}`` (ovo: a mean over every other present class) or ``1 / (M - N_i)``
+(ova). ``loss = factor * sum_{i in P} term_i`` with ``factor = 1 / (K (K - 1))`` (ovo) or ``1``
+(ova), and ``0`` with a zero gradient when ``K < 2``.
+
+The square, exp and official-hinge terms are computed from per-class sums (O(M·C) time, O(C)
+statistics, no pairs, no one-hot), which also makes them exact across processes. The pairwise
+hinge is computed exactly by sorting each class column (O(M log M) per class, in blocks).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from aucseg import dist
+from aucseg.losses._column_stats import NUM_PSI, AllReduceSum, ColumnStats
+from aucseg.losses._pairwise import PairwiseHinge
+from aucseg.losses.validation import validate_inputs
+
+__all__ = [
+    "auc_loss",
+    "cross_entropy_loss",
+    "exp_auc_loss",
+    "hinge_auc_loss",
+    "square_auc_loss",
+]
+
+Surrogate = Literal["square", "exp", "hinge"]
+Transform = Literal["ovo", "ova"]
+HingeForm = Literal["pairwise", "official"]
+
+SURROGATES = ("square", "exp", "hinge")
+TRANSFORMS = ("ovo", "ova")
+HINGE_FORMS = ("pairwise", "official")
+
+
+def check_options(surrogate: str, transform: str, form: str, gamma: float, sync: bool) -> None:
+    """Validate the loss options.
+
+    Raises:
+        ValueError: Unknown surrogate/transform/form, non-positive or non-finite gamma, or
+            ``sync=True`` with the pairwise hinge (which has no exact per-class statistics).
+        TypeError: ``gamma`` not a real number or ``sync`` not a bool.
+    """
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+    if transform not in TRANSFORMS:
+        raise ValueError(
+            f"transform must be 'ovo' (one-vs-one) or 'ova' (one-vs-all), got {transform!r}"
+        )
+    if form not in HINGE_FORMS:
+        raise ValueError(f"form must be one of {HINGE_FORMS}, got {form!r}")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+        raise TypeError(f"gamma must be a real number, got {type(gamma).__name__} {gamma!r}")
+    if not (gamma > 0 and gamma < float("inf")):
+        raise ValueError(f"gamma (the margin) must be finite and > 0, got {gamma}; default 1.0")
+    if not isinstance(sync, bool):
+        raise TypeError(f"sync must be True or False, got {sync!r}")
+    if sync and surrogate == "hinge" and form == "pairwise":
+        raise ValueError(
+            "sync=True cannot be exact for the pairwise hinge: max(0, .) over pairs does not "
+            "reduce to per-class sums that processes can add. Use sync=False (local batch), or "
+            "form='official', square or exp, which are exact across processes"
+        )
+
+
+def _acc_dtype(logits: torch.Tensor) -> torch.dtype:
+    """Statistics dtype: fp64 for fp64 logits, fp32 otherwise (fp16/bf16 included)."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _labels_and_counts(
+    target: torch.Tensor, num_classes: int, ignore_index: int, sync: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flattened labels (ignored -> 0), valid mask and (global when synced) class counts.
+
+    Shape:
+        target (B, *S) -> labels (B, L) int64, valid (B, L) bool, counts (C,) int64.
+    """
+    flat = target.reshape(target.shape[0], -1)
+    valid = flat != ignore_index
+    labels = torch.where(valid, flat, torch.zeros_like(flat)).long()
+    counts = torch.zeros(num_classes, dtype=torch.long, device=target.device)
+    counts.scatter_add_(0, labels.reshape(-1), valid.reshape(-1).long())
+    if sync:
+        dist.all_reduce_sum(counts)
+    return labels, valid, counts
+
+
+def _positive_stats(
+    scores: torch.Tensor, surrogate: str, gamma: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """phi_k(a) of the positives' own-class scores and psi_k(a) (to remove them from R).
+
+    Shape:
+        scores (n,) -> phi (n, K_phi), psi (n, K_psi).
+    """
+    if surrogate == "square":
+        d = scores - gamma
+        return torch.stack([d, d * d], dim=1), torch.stack([scores, scores * scores], dim=1)
+    if surrogate == "exp":
+        return torch.exp(-gamma * scores).unsqueeze(1), torch.exp(gamma * scores).unsqueeze(1)
+    return scores.unsqueeze(1), scores.unsqueeze(1)
+
+
+def _class_terms(
+    surrogate: str,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    inv_n: torch.Tensor,
+    n_neg_classes: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Per-class term from positive sums ``pos`` and weighted negative sums ``neg``.
+
+    ``n_neg_classes`` is the total negative weight of a positive (K - 1 for ovo, 1 for ova).
+
+    Shape:
+        pos (C, K_phi), neg (C, K_psi), inv_n (C,), n_neg_classes (C,) -> (C,).
+    """
+    if surrogate == "square":  # ½ mean_pairs (gamma - a + b)^2, expanded (spec §2.2)
+        quad = 0.5 * n_neg_classes * inv_n * pos[:, 1] + 0.5 * neg[:, 1]
+        return quad - inv_n * pos[:, 0] * neg[:, 0]
+    if surrogate == "exp":  # mean_pairs exp(-gamma (a - b)), separable (spec §2.4)
+        return inv_n * pos[:, 0] * neg[:, 0]
+    # official "hinge": linear, negative term carries an extra 1/N_i (spec §2.3)
+    return n_neg_classes * (gamma - inv_n * pos[:, 0]) + inv_n * neg[:, 0]
+
+
+def _safe_reciprocal(x: torch.Tensor) -> torch.Tensor:
+    """1/x where x > 0, else 0 (x holds counts, so x >= 1 where positive)."""
+    return torch.where(x > 0, 1.0 / x.clamp(min=1.0), torch.zeros_like(x))
+
+
+def _normalisation(
+    transform: str, n: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class negative scale, total negative weight per positive, and the class-sum factor.
+
+    ovo: negatives carry 1/N_y (applied per pixel), a positive meets K - 1 classes of total
+    weight K - 1, and the sum over classes is divided by K (K - 1). ova: negatives of class i are
+    averaged (1/(M - N_i)), total weight 1, classes summed. The factor is 0 when K < 2.
+
+    Shape:
+        n (C,) class counts -> (C,), (C,), ().
+    """
+    k = (n > 0).sum().to(n.dtype)
+    if transform == "ovo":
+        factor = torch.where(k >= 2, 1.0 / (k * (k - 1.0)).clamp(min=1.0), torch.zeros_like(k))
+        return torch.ones_like(n), (k - 1.0).expand_as(n), factor
+    n_neg = n.sum() - n
+    return _safe_reciprocal(n_neg), (n_neg > 0).to(n.dtype), (k >= 2).to(n.dtype)
+
+
+def _label_column_sums(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    valid: torch.Tensor,
+    weights: torch.Tensor,
+    surrogate: str,
+    gamma: float,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over each class's own pixels: phi_k(a) and weights * psi_k(a), a = own-class score.
+
+    Shape:
+        scores, labels, valid, weights (B, L) -> pos (C, K_phi), own (C, K_psi).
+    """
+    phi, psi = _positive_stats(scores.reshape(-1), surrogate, gamma)
+    flat_labels = labels.reshape(-1)
+    phi = phi * valid.reshape(-1, 1)
+    psi = psi * weights.reshape(-1, 1)
+    pos = phi.new_zeros(num_classes, phi.shape[1]).index_add(0, flat_labels, phi)
+    own = psi.new_zeros(num_classes, psi.shape[1]).index_add(0, flat_labels, psi)
+    return pos, own
+
+
+def _separable_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    surrogate: str,
+    gamma: float,
+    transform: str,
+    ignore_index: int,
+    sync: bool,
+) -> torch.Tensor:
+    """Square / exp / official-hinge AUC loss from O(C) per-class statistics."""
+    num_classes = logits.shape[1]
+    acc = _acc_dtype(logits)
+    sync = sync and dist.is_distributed()
+    labels, valid, counts = _labels_and_counts(target, num_classes, ignore_index, sync)
+    n = counts.to(acc)
+    inv_n = _safe_reciprocal(n)
+    # Pixel weight of a negative: 1/N_y (ovo) or 1 (ova, scaled per class below).
+    weights = inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=acc)
+    weights = weights * valid
+    z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
+    column, scores = ColumnStats.apply(z, labels, weights, surrogate, gamma)  # (K_psi, C), (B, L)
+    pos, own = _label_column_sums(scores, labels, valid, weights, surrogate, gamma, num_classes)
+    stats = torch.cat([column.t(), pos, own], dim=1)  # (C, 2 K_psi + K_phi)
+    if sync:  # O(C) numbers; every rank then holds the global-batch statistics
+        stats = AllReduceSum.apply(stats, dist.get_world_size())
+    k_psi = NUM_PSI[surrogate]
+    column, pos, own = stats.split([k_psi, pos.shape[1], k_psi], dim=1)
+    neg_scale, n_neg_classes, factor = _normalisation(transform, n)
+    neg = (column - own) * neg_scale[:, None]  # (C, K_psi): sums over each class's negatives
+    terms = _class_terms(surrogate, pos, neg, inv_n, n_neg_classes, gamma)
+    return factor * torch.where(counts > 0, terms, torch.zeros_like(terms)).sum()
+
+
+def _pairwise_hinge_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float, transform: str, ignore_index: int
+) -> torch.Tensor:
+    """Exact mean over pairs of max(0, gamma - (p_pos - p_neg)), by sorting each class column.
+
+    See :mod:`aucseg.losses._pairwise`. O(M log M) per class, no pairs formed.
+    """
+    num_classes = logits.shape[1]
+    acc = _acc_dtype(logits)
+    labels, valid, counts = _labels_and_counts(target, num_classes, ignore_index, sync=False)
+    n = counts.to(acc)
+    inv_n = _safe_reciprocal(n)
+    neg_scale, _, factor = _normalisation(transform, n)
+    # Negative weights: 1/N_y per pixel (ovo) or 1 (ova, times 1/(M - N_i) per class).
+    beta = (inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=acc)) * valid
+    labels = torch.where(valid, labels, torch.full_like(labels, -1))  # ignored: never positive
+    z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
+    return PairwiseHinge.apply(z, labels, beta, neg_scale, inv_n, factor, gamma)
+
+
+def auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    surrogate: Surrogate = "square",
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+    form: HingeForm = "pairwise",
+) -> torch.Tensor:
+    """Pixel-level multi-class AUC loss on sigmoid scores (loss weight not applied).
+
+    Args:
+        logits: Raw scores upsampled to the label size; sigmoid is applied inside.
+        target: Integer labels; ``ignore_index`` pixels are dropped.
+        surrogate: "square", "exp" or "hinge".
+        gamma: Margin (> 0).
+        transform: "ovo" (mean over the K(K-1) ordered present-class pairs) or "ova" (sum over
+            classes of the one-vs-rest loss, not averaged, as in the official code).
+        ignore_index: Label value to ignore.
+        sync: Under an initialised process group, sum the per-class statistics over processes
+            so the value is the global-batch loss on every rank and the gradient w.r.t. local
+            logits is world_size x the global-batch gradient (DDP then averages to the exact
+            global gradient). Without a process group: the local loss.
+        form: Hinge only: "pairwise" (true hinge) or "official" (linear, reference formula).
+
+    Returns:
+        0-dim tensor (fp32, fp64 for fp64 logits); 0 with a zero gradient when fewer than two
+        classes are present.
+
+    Raises:
+        TypeError, ValueError: See :func:`validate_inputs` and :func:`check_options`.
+
+    Shape:
+        logits (B, C, H, W), target (B, H, W).
+    """
+    check_options(surrogate, transform, form, gamma, sync)
+    validate_inputs(logits, target, None, ignore_index)
+    if logits.shape[1] < 2:
+        raise ValueError(
+            f"AUC losses need at least 2 classes, got logits with {logits.shape[1]} channel(s)"
+        )
+    return compute_auc_loss(logits, target, surrogate, gamma, transform, ignore_index, sync, form)
+
+
+def compute_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    surrogate: str,
+    gamma: float,
+    transform: str,
+    ignore_index: int,
+    sync: bool,
+    form: str,
+) -> torch.Tensor:
+    """:func:`auc_loss` without the option and input checks (callers have done them)."""
+    if surrogate == "hinge" and form == "pairwise":
+        return _pairwise_hinge_loss(logits, target, float(gamma), transform, ignore_index)
+    return _separable_auc_loss(
+        logits, target, surrogate, float(gamma), transform, ignore_index, sync
+    )
+
+
+def square_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+) -> torch.Tensor:
+    """Square AUC loss: ½ mean over class pairs of mean_pairs (gamma - (p_pos - p_neg))^2.
+
+    See :func:`auc_loss` for arguments, returns and shapes.
+    """
+    return auc_loss(
+        logits, target, "square", gamma=gamma, transform=transform,
+        ignore_index=ignore_index, sync=sync,
+    )  # fmt: skip
+
+
+def exp_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+) -> torch.Tensor:
+    """Exponential AUC loss: mean over class pairs of mean_pairs exp(-gamma (p_pos - p_neg)).
+
+    See :func:`auc_loss` for arguments, returns and shapes.
+    """
+    return auc_loss(
+        logits, target, "exp", gamma=gamma, transform=transform,
+        ignore_index=ignore_index, sync=sync,
+    )  # fmt: skip
+
+
+def hinge_auc_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float = 1.0,
+    transform: Transform = "ovo",
+    ignore_index: int = 255,
+    sync: bool = False,
+    form: HingeForm = "pairwise",
+) -> torch.Tensor:
+    """Hinge AUC loss.
+
+    ``form="pairwise"``: mean over class pairs of mean_pairs max(0, gamma - (p_pos - p_neg)),
+    exact, by sorting (no sync support). ``form="official"``: the reference code's linear
+    formula with the extra 1/N_i on the negative term (spec §2.3), for reproducing its numbers.
+    See :func:`auc_loss` for the other arguments.
+    """
+    return auc_loss(
+        logits, target, "hinge", gamma=gamma, transform=transform,
+        ignore_index=ignore_index, sync=sync, form=form,
+    )  # fmt: skip
+
+
+def cross_entropy_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int = 255,
+    avg_non_ignore: bool = False,
+) -> torch.Tensor:
+    """Softmax cross-entropy with mmseg 0.24.1 averaging (spec §2.6).
+
+    Args:
+        logits: Raw scores.
+        target: Integer labels.
+        ignore_index: Label value to ignore (contributes 0).
+        avg_non_ignore: False: sum over valid pixels / all B·H·W pixels (mmseg default);
+            True: / number of valid pixels (0 when there is none).
+
+    Returns:
+        0-dim tensor (fp32 for fp16/bf16 logits).
+
+    Shape:
+        logits (B, C, H, W), target (B, H, W).
+    """
+    validate_inputs(logits, target, None, ignore_index)
+    return compute_cross_entropy(logits, target, ignore_index, avg_non_ignore)
+
+
+def compute_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int, avg_non_ignore: bool
+) -> torch.Tensor:
+    """:func:`cross_entropy_loss` without the input checks (callers have done them)."""
+    x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    total = F.cross_entropy(x, target.long(), ignore_index=ignore_index, reduction="sum")
+    if avg_non_ignore:
+        denom = (target != ignore_index).sum().clamp(min=1).to(total.dtype)
+    else:
+        denom = torch.tensor(float(max(target.numel(), 1)), dtype=total.dtype)
+    return total / denom.to(total.device)
