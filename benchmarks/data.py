@@ -8,8 +8,8 @@ Measures, on generated long-tail scenes (``aucseg.data.synthetic``):
 * the bank's memory after filling (bytes held by its entries and the process RSS growth), next to
   the official bank's size for the same number of entries (one whole crop per entry);
 * the batch-mode bank per mini-batch (4 x 512x512 ADE-like, 2 x 512x512 Cityscapes-like);
-* the training pipeline per sample and DataLoader throughput with 2 workers, when the dataset
-  registry (``aucseg.data.build_dataset``) is available.
+* the official Cityscapes training pipeline per sample (generated 1024x2048 scenes read from
+  PNG files; with and without the per-sample bank) and DataLoader throughput with 2 workers.
 
 Run: ``PYTHONPATH=src python benchmarks/data.py [--samples 200] [--threads 1]``
 """
@@ -134,32 +134,82 @@ def bench_batch(name: str, samples: list, batch: int, device: str) -> tuple[floa
     return 1e3 * wall / len(timed), 1e3 * cpu / len(timed)
 
 
-def bench_pipeline(samples: int) -> None:
-    """Training pipeline per sample and DataLoader throughput (needs the dataset registry)."""
-    try:
-        from aucseg.data import build_dataset  # type: ignore[attr-defined]
-    except ImportError:
-        print("pipeline/DataLoader: not measured (aucseg.data.build_dataset not available)")
-        return
+def bench_pipeline(num_images: int, height: int, width: int, workers: int, epochs: int = 2) -> None:
+    """Official Cityscapes training pipeline per sample, and DataLoader throughput.
+
+    ``num_images`` generated scenes of ``height`` x ``width`` (Cityscapes layout, PNG) are read
+    by :class:`aucseg.data.CityscapesDataset` through
+    :func:`aucseg.data.build_train_pipeline` with the official Cityscapes settings (img_scale
+    (2048, 1024), ratio 0.5-2, crop 1024x1024, cat_max_ratio 0.75, flip, photometric
+    distortion, normalise, pad). Timed: one pass in the main process over the decoding alone,
+    decoding + pipeline, and the same with the per-sample memory bank appended (Cityscapes
+    settings); then ``epochs`` epochs of a DataLoader with ``workers`` workers, batch 2, after
+    an untimed epoch that starts the workers.
+    """
+    from aucseg.augment import MemoryBankTransform
+    from aucseg.data import CityscapesDataset, build_dataset, build_train_pipeline, seed_worker
+    from aucseg.data.transforms import Compose
+
+    cfg = SETTINGS["cityscapes"]
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_synthetic(tmp, num_train=64, num_val=0, height=512, width=1024)
-        dataset = build_dataset("cityscapes", root, "train")
-        n = min(samples, len(dataset))
-        dataset[0]
         start = time.perf_counter()
-        for i in range(n):
-            dataset[i % len(dataset)]
-        per_sample = (time.perf_counter() - start) / n
-        print(f"pipeline (cityscapes layout 512x1024): {1e3 * per_sample:.2f} ms/sample")
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=2, num_workers=2, shuffle=True, persistent_workers=True
+        root = make_synthetic(tmp, num_train=num_images, num_val=0, height=height, width=width)
+        print(
+            f"generated {num_images} scenes of {height}x{width} in "
+            f"{time.perf_counter() - start:.1f} s"
         )
-        it = iter(loader)
-        next(it)
+        pipeline = build_train_pipeline(
+            crop_size=CityscapesDataset.CROP_SIZE, img_scale=CityscapesDataset.TRAIN_IMG_SCALE
+        )
+        raw = build_dataset("cityscapes", root, "train")
+        bank = TMemoryBank(
+            cfg["num_classes"], cfg["tail"], 5, cfg["p_sample"], cfg["p_resize"], seed=0
+        )
+        variants = [
+            ("load only (PNG decode + label check)", raw),
+            (
+                "load + official train pipeline",
+                build_dataset("cityscapes", root, "train", pipeline),
+            ),
+            (
+                "load + pipeline + per-sample bank",
+                build_dataset(
+                    "cityscapes", root, "train", Compose([pipeline, MemoryBankTransform(bank)])
+                ),
+            ),
+        ]
+        print("| per sample, main process | ms (wall / CPU) |")
+        print("|---|---|")
+        for name, dataset in variants:
+            np.random.seed(0)
+            dataset[0]
+            start, cpu = time.perf_counter(), time.process_time()
+            for i in range(len(dataset)):
+                dataset[i]
+            wall = (time.perf_counter() - start) / len(dataset)
+            cpu = (time.process_time() - cpu) / len(dataset)
+            print(f"| {name} | {1e3 * wall:.1f} / {1e3 * cpu:.1f} |")
+        dataset = variants[1][1]
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=2,
+            num_workers=workers,
+            shuffle=True,
+            worker_init_fn=seed_worker,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(0),
+        )
+        for _ in loader:  # first epoch starts the workers
+            pass
         start, count = time.perf_counter(), 0
-        for batch in it:
-            count += len(batch["image"]) if isinstance(batch, dict) else len(batch[0])
-        print(f"DataLoader 2 workers: {count / (time.perf_counter() - start):.1f} samples/s")
+        for _ in range(epochs):
+            for batch in loader:
+                count += len(batch["image"])
+        rate = count / (time.perf_counter() - start)
+        print(
+            f"DataLoader, {workers} workers, batch 2, official pipeline "
+            f"({epochs} epochs after a warm-up epoch, {count} samples): {rate:.2f} samples/s"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512, help="crop side")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--device", default="cpu", help="device of the batch-mode bank")
+    parser.add_argument("--pipeline-images", type=int, default=32, help="0 skips the pipeline")
+    parser.add_argument("--pipeline-size", type=int, nargs=2, default=[1024, 2048])
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {args.threads}, crop {args.size}x{args.size}")
@@ -205,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         w16 = bench_worst_case(name, args.size, torch.float16)
         official = r["entries_max"] * (12 + 24) * args.size**2 / 2**20
         print(f"| {name} | {w32:.0f} / {w16:.0f} | {official:.0f} |")
-    bench_pipeline(args.samples)
+    if args.pipeline_images > 0:
+        bench_pipeline(args.pipeline_images, *args.pipeline_size, args.workers)
     return 0
 
 
