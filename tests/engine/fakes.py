@@ -182,5 +182,6 @@ def install(monkeypatch) -> dict:
     module("aucseg.engine.evaluate", evaluate=evaluate)
     module("aucseg.engine.predict", predict_images=predict_images)
     module("aucseg.metrics", write_metrics_json=write_metrics_json,
-           format_table=lambda r: f"mIoU {r['mIoU']:.2f}")  # fmt: skip
+           format_table=lambda r: f"mIoU {r['mIoU']:.2f}",
+           plot_per_class=lambda r, path, order=None: Path(path).write_bytes(b"png"))  # fmt: skip
     return BUILT

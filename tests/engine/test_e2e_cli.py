@@ -91,6 +91,7 @@ def test_sigkill_resume_matches_uninterrupted(tmp_path, data_root):
     metrics = json.loads(out.read_text())
     assert {"aAcc", "mIoU", "mAcc", "mIoU_head", "mIoU_middle", "mIoU_tail"} <= set(metrics)
     assert {"name", "iou", "acc"} <= set(metrics["per_class"][0])
+    assert (tmp_path / "metrics_per_class.png").stat().st_size > 0
 
     image = next((data_root / "leftImg8bit" / "val").rglob("*.png"))
     pred = [sys.executable, "-m", "aucseg", "predict", ckpt, str(image), "--out",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aucseg.commands._common import add_set_argument
+from aucseg.commands._common import add_set_argument, fail
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from aucseg.engine.demo import run_demo
 
     if args.iterations is not None and args.iterations < 1:
-        print(f"aucseg demo: error: --iterations must be >= 1, got {args.iterations}")
-        return 2
+        return fail("demo", ValueError(f"--iterations must be >= 1, got {args.iterations}"))
     out = run_demo(
         args.out,
         iterations=args.iterations,

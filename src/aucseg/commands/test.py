@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from aucseg.commands._common import add_set_argument, fail, load
 
@@ -27,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default=None, metavar="JSON", help="write metrics as JSON")
     parser.add_argument("--show-dir", default=None, help="also write colour predictions here")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="per-class IoU bar chart, coloured by group (default with --out: beside the JSON)",
+    )
     add_set_argument(parser)
 
 
@@ -37,9 +44,18 @@ def run(args: argparse.Namespace) -> int:
         return cfg
     from aucseg.engine.build import evaluate_from_config
 
+    plot = args.plot
+    if plot is None and args.out is not None:
+        plot = Path(args.out).with_name(Path(args.out).stem + "_per_class.png")
     try:
         evaluate_from_config(
-            cfg, args.checkpoint, mode=args.mode, tta=args.tta, out=args.out, show_dir=args.show_dir
+            cfg,
+            args.checkpoint,
+            mode=args.mode,
+            tta=args.tta,
+            out=args.out,
+            show_dir=args.show_dir,
+            plot=plot,
         )
     except (FileNotFoundError, ValueError) as exc:
         return fail("test", exc)

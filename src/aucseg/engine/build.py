@@ -18,8 +18,6 @@ from torch import nn
 
 from aucseg import dist
 from aucseg.config import Config, config_from_dict, config_to_dict, save_config
-from aucseg.data.classes import default_palette
-from aucseg.data.transforms import Compose
 from aucseg.engine.checkpoint import load_checkpoint_file, resolve_resume_path
 from aucseg.engine.optim import build_adamw
 from aucseg.engine.schedule import PolyWarmupScheduler
@@ -169,6 +167,8 @@ def build_train_dataset(cfg: Config, sample_transform: Any = None) -> Any:
         ignore_index=cfg.loss.ignore_index,
     )
     if sample_transform is not None:
+        from aucseg.data.transforms import Compose
+
         pipeline = Compose([pipeline, sample_transform])
     return build_dataset(d.dataset, d.root, d.train_split, transforms=pipeline)
 
@@ -243,6 +243,16 @@ def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> PolyWarmup
 
 
 # ----------------------------------------------------------------------------- evaluation
+
+
+def frequency_order(cfg: Config) -> list[int] | None:
+    """Class ids by decreasing training pixel count (from ``data.class_groups``), else None."""
+    if cfg.data.class_groups is None:
+        return None
+    from aucseg.data.stats import load_class_stats
+
+    counts = load_class_stats(cfg.data.class_groups)["pixel_counts"]
+    return sorted(range(len(counts)), key=lambda c: (-counts[c], c))
 
 
 def resolve_class_groups(cfg: Config) -> dict[str, list[int]] | None:
@@ -418,15 +428,18 @@ def evaluate_from_config(
     tta: bool = False,
     out: str | Path | None = None,
     show_dir: str | Path | None = None,
+    plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the validation split as ``aucseg test``.
 
-    Writes ``out`` (metrics JSON) on rank 0 and prints the metric table.
+    Writes ``out`` (metrics JSON) and ``plot`` (per-class IoU bars, classes by decreasing
+    training frequency when ``data.class_groups`` holds the counts) on rank 0 and prints the
+    metric table.
 
     Returns:
         The metrics dict of :func:`aucseg.engine.evaluate.evaluate`.
     """
-    from aucseg.metrics import format_table, write_metrics_json
+    from aucseg.metrics import format_table, plot_per_class, write_metrics_json
 
     dist.init_distributed()
     try:
@@ -440,6 +453,8 @@ def evaluate_from_config(
             print(format_table(results), file=sys.stdout)
             if out is not None:
                 write_metrics_json(out, results)
+            if plot is not None:
+                plot_per_class(results, plot, order=frequency_order(cfg))
         return results
     finally:
         dist.cleanup()
@@ -454,6 +469,8 @@ def resolve_palette(cfg: Config) -> Any:
             f"note: dataset at {cfg.data.root!r} not available; using a generated palette",
             file=sys.stderr,
         )
+        from aucseg.data.classes import default_palette
+
         return default_palette(cfg.model.num_classes)
 
 

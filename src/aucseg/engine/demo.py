@@ -88,7 +88,12 @@ def run_demo(
         progress: show progress bars.
     """
     from aucseg.data.synthetic import make_synthetic
-    from aucseg.engine.build import evaluate_from_config, predict_from_config, train_from_config
+    from aucseg.engine.build import (
+        evaluate_from_config,
+        frequency_order,
+        predict_from_config,
+        train_from_config,
+    )
     from aucseg.metrics import plot_group_comparison, plot_per_class, write_metrics_json
 
     out = Path(out_dir)
@@ -97,7 +102,6 @@ def run_demo(
         out / "data", layout="cityscapes", num_train=num_train, num_val=num_val, seed=seed
     )
     stats_path = write_stats(data_root, out, progress)
-    order = _frequency_order(stats_path)
     extra = [f"runtime.seed={seed}", f"runtime.progress={str(progress).lower()}"]
     if iterations is not None:
         extra.append(f"schedule.max_iters={iterations}")
@@ -113,7 +117,7 @@ def run_demo(
         checkpoint = work_dir / "checkpoints" / "last.pth"
         metrics = evaluate_from_config(cfg, checkpoint)
         write_metrics_json(out / f"metrics_{key}.json", metrics)
-        plot_per_class(metrics, out / f"per_class_{key}.png", order=order)
+        plot_per_class(metrics, out / f"per_class_{key}.png", order=frequency_order(cfg))
         predict_from_config(cfg, checkpoint, val_images, out / "predictions" / key)
         results[key] = metrics
         results[f"{key}_label"] = label
@@ -122,12 +126,6 @@ def run_demo(
     )
     report = write_report(out, results, timings, stats_path)
     return {"ce": results["ce"], "aucseg": results["aucseg"], "report": report}
-
-
-def _frequency_order(stats_path: Path) -> list[int]:
-    """Class ids by descending training pixel count."""
-    counts = json.loads(stats_path.read_text())["pixel_counts"]
-    return sorted(range(len(counts)), key=lambda c: -counts[c])
 
 
 def _fmt(value: float | None) -> str:
