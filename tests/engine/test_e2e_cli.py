@@ -113,3 +113,15 @@ def test_torchrun_two_processes(tmp_path, data_root):
     records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
     val = [r for r in records if r["tag"] == "val"]
     assert val and val[-1]["iter"] == 2 and 0.0 <= val[-1]["mIoU"] <= 100.0
+
+
+def test_test_command_accepts_official_mmseg_checkpoint(tmp_path, data_root, reference_dir):
+    official = reference_dir / "segnext_tiny_c19_official_format.pth"
+    out = tmp_path / "official.json"
+    cmd = [sys.executable, "-m", "aucseg", "test", "synthetic_ce_segnext_t", str(official),
+           "--out", str(out), *_overrides(data_root)]  # fmt: skip
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads(out.read_text())
+    assert metrics["num_images"] == 3 and len(metrics["per_class"]) == 19
+    assert 0.0 <= metrics["aAcc"] <= 100.0
