@@ -292,12 +292,7 @@ def build_evaluate_fn(
     groups = resolve_class_groups(cfg)
 
     def run(model: nn.Module) -> dict[str, Any]:
-        try:
-            return _evaluate(model)
-        finally:
-            _reset_nmf_generator(model)
-
-    def _evaluate(model: nn.Module) -> dict[str, Any]:
+        # evaluate() itself hands NMF back to the global RNG (saved in checkpoints) afterwards
         return evaluate(
             model,
             dataset,
@@ -317,15 +312,6 @@ def build_evaluate_fn(
         )
 
     return run
-
-
-def _reset_nmf_generator(model: nn.Module) -> None:
-    """Let training draw NMF bases from the global RNG again (saved in checkpoints)."""
-    try:
-        from aucseg.models import set_nmf_generator
-    except ImportError:
-        return
-    set_nmf_generator(model, None)
 
 
 # ----------------------------------------------------------------------------- commands
