@@ -63,6 +63,10 @@ def test_num_classes_mismatch_and_slide_without_window(monkeypatch, tmp_path):
         build.check_num_classes(cfg, build.build_val_dataset(cfg))
     with pytest.raises(ValueError, match=r"evaluation\.crop_size"):
         build.build_evaluate_fn(cfg_with(), dataset=None, device=torch.device("cpu"), mode="slide")
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"evaluation\.crop_size"):  # before loading the model
+        build.predict_from_config(cfg_with(), tmp_path / "none.pth", [image], tmp_path, "slide")
 
 
 def test_device_resolution():

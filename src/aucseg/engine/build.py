@@ -264,6 +264,27 @@ def resolve_class_groups(cfg: Config) -> dict[str, list[int]] | None:
     return load_class_groups(cfg.data.class_groups)
 
 
+def inference_window(cfg: Config, mode: str | None = None) -> dict[str, Any]:
+    """``{"mode", "crop_size", "stride"}`` for inference; ``mode`` overrides ``evaluation.mode``.
+
+    Raises:
+        ValueError: slide mode without ``evaluation.crop_size``/``evaluation.stride``.
+    """
+    e = cfg.evaluation
+    mode = mode or e.mode
+    if mode == "slide" and (e.crop_size is None or e.stride is None):
+        raise ValueError(
+            f"--mode slide needs evaluation.crop_size and evaluation.stride (got "
+            f"{e.crop_size} and {e.stride}); pass e.g. "
+            "--set evaluation.crop_size=[1024,1024] evaluation.stride=[768,768]"
+        )
+    return {
+        "mode": mode,
+        "crop_size": tuple(e.crop_size) if e.crop_size else None,
+        "stride": tuple(e.stride) if e.stride else None,
+    }
+
+
 def build_evaluate_fn(
     cfg: Config,
     dataset: Any,
@@ -283,12 +304,7 @@ def build_evaluate_fn(
     from aucseg.engine.evaluate import evaluate
 
     e = cfg.evaluation
-    mode = mode or e.mode
-    if mode == "slide" and (e.crop_size is None or e.stride is None):
-        raise ValueError(
-            "--mode slide needs evaluation.crop_size and evaluation.stride; pass e.g. "
-            "--set evaluation.crop_size=[1024,1024] evaluation.stride=[768,768]"
-        )
+    window = inference_window(cfg, mode)
     groups = resolve_class_groups(cfg)
 
     def run(model: nn.Module) -> dict[str, Any]:
@@ -299,9 +315,7 @@ def build_evaluate_fn(
             num_classes=cfg.model.num_classes,
             class_names=list(dataset.classes),
             groups=groups,
-            mode=mode,
-            crop_size=tuple(e.crop_size) if e.crop_size else None,
-            stride=tuple(e.stride) if e.stride else None,
+            **window,
             scales=TTA_SCALES if tta else tuple(e.scales),
             flip=True if tta else e.flip,
             device=device,
@@ -477,10 +491,9 @@ def predict_from_config(
     missing = [str(p) for p in images if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"input images not found: {', '.join(missing)}")
+    window = inference_window(cfg, mode)
     device = resolve_device(cfg.runtime.device)
     model = load_model_for_inference(cfg, checkpoint, device)
-    e = cfg.evaluation
-    mode = mode or e.mode
     return predict_images(
         model,
         [Path(p) for p in images],
@@ -488,10 +501,8 @@ def predict_from_config(
         resolve_palette(cfg),
         img_scale=tuple(cfg.data.img_scale),
         size_divisor=cfg.data.test_size_divisor,
-        mode=mode,
-        crop_size=tuple(e.crop_size) if e.crop_size else None,
-        stride=tuple(e.stride) if e.stride else None,
+        **window,
         device=device,
-        nmf_seed=e.nmf_seed,
+        nmf_seed=cfg.evaluation.nmf_seed,
         progress=cfg.runtime.progress,
     )
