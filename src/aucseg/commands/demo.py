@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the two runs' headline numbers."""
-    from aucseg.engine.demo import run_demo
+    from aucseg.engine.demo import RUNS, run_demo
 
     if args.iterations is not None and args.iterations < 1:
         return fail("demo", ValueError(f"--iterations must be >= 1, got {args.iterations}"))
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=list(args.overrides),
         progress=not args.no_progress,
     )
-    for key, label in (("ce", "CE"), ("aucseg", "AUCSeg")):
+    for key, _, label in RUNS:
         m = out[key]
         tail = "n/a" if m.get("mIoU_tail") is None else f"{m['mIoU_tail']:.2f}"
         print(f"{label:>7}: mIoU {m['mIoU']:.2f}  tail mIoU {tail}")

@@ -108,7 +108,7 @@ def run_demo(
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     val_images = sorted((data_root / "leftImg8bit" / "val").rglob("*.png"))[:3]
-    for key, config_name, label in RUNS:
+    for key, config_name, _ in RUNS:
         cfg = _demo_config(config_name, data_root, stats_path, extra + list(overrides or []))
         work_dir = out / key
         start = time.perf_counter()
@@ -120,7 +120,6 @@ def run_demo(
         plot_per_class(metrics, out / f"per_class_{key}.png", order=frequency_order(cfg))
         predict_from_config(cfg, checkpoint, val_images, out / "predictions" / key)
         results[key] = metrics
-        results[f"{key}_label"] = label
     plot_group_comparison(
         results["ce"], results["aucseg"], out / "comparison.png", labels=("CE", "AUCSeg")
     )
