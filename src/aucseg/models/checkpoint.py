@@ -256,7 +256,7 @@ def _select_target(
         return "model", model, state_dict, []
     prefixes = tuple(getattr(backbone, "classifier_prefixes", ()))
     dropped = [k for k in state_dict if prefixes and k.startswith(prefixes)]
-    kept = {k: v for k, v in state_dict.items() if k not in set(dropped)}
+    kept = {k: v for k, v in state_dict.items() if not (prefixes and k.startswith(prefixes))}
     return "backbone", backbone, kept, dropped
 
 
@@ -287,8 +287,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> 
         raise ValueError(
             _mismatch_error(path, kind, target, module, (missing, unexpected, mismatched))
         )
-    bad = {m.split(":", 1)[0] for m in mismatched}
-    usable = {k: v for k, v in state_dict.items() if k not in bad and k not in set(unexpected)}
+    skip = {m.split(":", 1)[0] for m in mismatched} | set(unexpected)
+    usable = {k: v for k, v in state_dict.items() if k not in skip}
     module.load_state_dict(usable, strict=False)
     return LoadReport(
         str(path), kind, target, len(usable), missing, unexpected, mismatched, dropped, meta
