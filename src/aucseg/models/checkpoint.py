@@ -295,6 +295,12 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> 
     )
 
 
+def _head_classes(state_dict: Mapping[str, torch.Tensor]) -> int | None:
+    """Rows of ``decode_head.conv_seg.weight`` (the class count), None without a head."""
+    seg = state_dict.get("decode_head.conv_seg.weight")
+    return int(seg.shape[0]) if seg is not None else None
+
+
 def infer_model(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int | None]:
     """Find the registered model whose layout a state_dict has exactly.
 
@@ -308,8 +314,7 @@ def infer_model(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int | None
     """
     from aucseg.models.registry import MODELS, build_model
 
-    seg = state_dict.get("decode_head.conv_seg.weight")
-    num_classes = int(seg.shape[0]) if seg is not None else None
+    num_classes = _head_classes(state_dict)
     best: tuple[int, str] | None = None
     for name in MODELS:
         with torch.device("meta"):
@@ -385,11 +390,9 @@ def convert_checkpoint(
     src = Path(src)
     state_dict, kind, source_meta = read_checkpoint(src)
     if model_name is None:
-        model_name, inferred = infer_model(state_dict)
-        num_classes = num_classes or inferred
+        model_name, _ = infer_model(state_dict)
     if num_classes is None:
-        seg = state_dict.get("decode_head.conv_seg.weight")
-        num_classes = int(seg.shape[0]) if seg is not None else 1
+        num_classes = _head_classes(state_dict) or 1  # no conv_seg in the file: any count
     with torch.device("meta"):
         model = build_model(model_name, num_classes)
     target, module, state_dict, _ = _select_target(model, state_dict)
