@@ -109,3 +109,13 @@ def test_builder_errors_are_explicit() -> None:
         assert build_model("deeplabv3plus_r50", 19, drop_path_rate=None).num_classes == 19
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         build_segnext("tiny", 2)(torch.randn(3, 32, 32))
+
+
+@pytest.mark.parametrize("name", ["segnext_tiny", "deeplabv3plus_r50"])
+def test_dropout_option_governs_every_head_dropout(name: str) -> None:
+    with torch.device("meta"):
+        off = build_model(name, 3, dropout=0.0)
+        on = build_model(name, 3, dropout=0.3)
+    assert not any(isinstance(m, torch.nn.Dropout2d) for m in off.modules())
+    probs = [m.p for m in on.modules() if isinstance(m, torch.nn.Dropout2d)]
+    assert probs and all(p == 0.3 for p in probs)

@@ -166,6 +166,15 @@ def test_nmf_reduced_precision_runs_in_float32() -> None:
     out = nmf(x.bfloat16())
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.05)
+    # Exactly the float32 decomposition of the bf16 values (same bases), cast back to bf16,
+    # also under autocast.
+    torch.manual_seed(0)
+    expected = nmf(x.bfloat16().float()).bfloat16()
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast_out = nmf(x.bfloat16())
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(autocast_out, expected, rtol=0, atol=0)
 
 
 def test_head_hyperparameters_follow_official_configs() -> None:

@@ -256,7 +256,7 @@ def _select_target(
         return "model", model, state_dict, []
     prefixes = tuple(getattr(backbone, "classifier_prefixes", ()))
     dropped = [k for k in state_dict if prefixes and k.startswith(prefixes)]
-    kept = {k: v for k, v in state_dict.items() if k not in set(dropped)}
+    kept = {k: v for k, v in state_dict.items() if not (prefixes and k.startswith(prefixes))}
     return "backbone", backbone, kept, dropped
 
 
@@ -287,12 +287,18 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> 
         raise ValueError(
             _mismatch_error(path, kind, target, module, (missing, unexpected, mismatched))
         )
-    bad = {m.split(":", 1)[0] for m in mismatched}
-    usable = {k: v for k, v in state_dict.items() if k not in bad and k not in set(unexpected)}
+    skip = {m.split(":", 1)[0] for m in mismatched} | set(unexpected)
+    usable = {k: v for k, v in state_dict.items() if k not in skip}
     module.load_state_dict(usable, strict=False)
     return LoadReport(
         str(path), kind, target, len(usable), missing, unexpected, mismatched, dropped, meta
     )
+
+
+def _head_classes(state_dict: Mapping[str, torch.Tensor]) -> int | None:
+    """Rows of ``decode_head.conv_seg.weight`` (the class count), None without a head."""
+    seg = state_dict.get("decode_head.conv_seg.weight")
+    return int(seg.shape[0]) if seg is not None else None
 
 
 def infer_model(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int | None]:
@@ -308,8 +314,7 @@ def infer_model(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int | None
     """
     from aucseg.models.registry import MODELS, build_model
 
-    seg = state_dict.get("decode_head.conv_seg.weight")
-    num_classes = int(seg.shape[0]) if seg is not None else None
+    num_classes = _head_classes(state_dict)
     best: tuple[int, str] | None = None
     for name in MODELS:
         with torch.device("meta"):
@@ -385,11 +390,9 @@ def convert_checkpoint(
     src = Path(src)
     state_dict, kind, source_meta = read_checkpoint(src)
     if model_name is None:
-        model_name, inferred = infer_model(state_dict)
-        num_classes = num_classes or inferred
+        model_name, _ = infer_model(state_dict)
     if num_classes is None:
-        seg = state_dict.get("decode_head.conv_seg.weight")
-        num_classes = int(seg.shape[0]) if seg is not None else 1
+        num_classes = _head_classes(state_dict) or 1  # no conv_seg in the file: any count
     with torch.device("meta"):
         model = build_model(model_name, num_classes)
     target, module, state_dict, _ = _select_target(model, state_dict)

@@ -61,7 +61,7 @@ class DeepLabV3PlusHead(nn.Module):
         low_channels: channels the low-level feature is reduced to.
         low_index: backbone output used as low-level feature (stride 4 by default).
         dilations: ASPP dilation rates (for output stride 16).
-        dropout: Dropout2d before ``conv_seg``.
+        dropout: Dropout2d probability after the ASPP projection and before ``conv_seg``.
 
     Shape:
         forward: list of backbone features -> (B, num_classes, h, w) at the low-level size.
@@ -80,7 +80,7 @@ class DeepLabV3PlusHead(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.low_index = low_index
-        self.aspp = ASPP(in_channels[-1], channels, dilations)
+        self.aspp = ASPP(in_channels[-1], channels, dilations, dropout)
         self.low_proj = ConvModule(in_channels[low_index], low_channels, 1)
         self.fuse = nn.Sequential(
             ConvModule(channels + low_channels, channels, 3, padding=1),
