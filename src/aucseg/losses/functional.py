@@ -394,6 +394,6 @@ def compute_cross_entropy(
     total = F.cross_entropy(x, target.long(), ignore_index=ignore_index, reduction="sum")
     if avg_non_ignore:
         denom = (target != ignore_index).sum().clamp(min=1).to(total.dtype)
-    else:
-        denom = torch.tensor(float(max(target.numel(), 1)), dtype=total.dtype)
-    return total / denom.to(total.device)
+    else:  # filled on the device: no host-to-device copy (a sync on CUDA) per step
+        denom = torch.full((), max(target.numel(), 1), dtype=total.dtype, device=total.device)
+    return total / denom
