@@ -73,6 +73,9 @@ def test_bad_options_are_rejected() -> None:
         SquareAUCLoss(3.0)
     with pytest.raises(ValueError, match="loss_weight must be finite"):
         ExpAUCLoss(3, loss_weight=float("nan"))
+    for cls in (SquareAUCLoss, CrossEntropyLoss):
+        with pytest.raises(TypeError, match=r"ignore_index must be an int, got float 255\.0"):
+            cls(3, ignore_index=255.0)
 
 
 def test_pairwise_hinge_cannot_sync() -> None:
