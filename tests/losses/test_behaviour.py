@@ -139,8 +139,14 @@ def test_half_precision_logits(name: str, dtype: torch.dtype) -> None:
 
 def test_loss_weight_scales_value_and_gradient() -> None:
     logits, target = make_batch()
-    base = SquareAUCLoss(5)(logits, target)
-    torch.testing.assert_close(SquareAUCLoss(5, loss_weight=4.0)(logits, target), 4 * base)
+    base_in, scaled_in = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    base = SquareAUCLoss(5)(base_in, target)
+    scaled = SquareAUCLoss(5, loss_weight=4.0)(scaled_in, target)
+    base.backward()
+    scaled.backward()
+    assert base.item() > 0
+    torch.testing.assert_close(scaled, 4 * base)
+    torch.testing.assert_close(scaled_in.grad, 4 * base_in.grad)
 
 
 def test_sync_without_process_group_is_local_loss() -> None:
