@@ -57,6 +57,8 @@ class AUCLoss(nn.Module):
         ignore_index: Label value whose pixels are dropped.
         sync: Exact global-batch loss under ``torch.distributed`` (see :func:`auc_loss`);
             without a process group the local loss.
+        form: Hinge only, "pairwise" or "official" (see :class:`HingeAUCLoss`); the square and
+            exp subclasses do not take it.
 
     Shape:
         forward(logits (B, C, H, W), target (B, H, W)) -> 0-dim tensor. Logits may be fp16,
