@@ -73,6 +73,9 @@ def test_bad_options_are_rejected() -> None:
         SquareAUCLoss(3.0)
     with pytest.raises(ValueError, match="loss_weight must be finite"):
         ExpAUCLoss(3, loss_weight=float("nan"))
+    for cls in (SquareAUCLoss, CrossEntropyLoss):
+        with pytest.raises(TypeError, match=r"ignore_index must be an int, got float 255\.0"):
+            cls(3, ignore_index=255.0)
 
 
 def test_pairwise_hinge_cannot_sync() -> None:
@@ -136,8 +139,14 @@ def test_half_precision_logits(name: str, dtype: torch.dtype) -> None:
 
 def test_loss_weight_scales_value_and_gradient() -> None:
     logits, target = make_batch()
-    base = SquareAUCLoss(5)(logits, target)
-    torch.testing.assert_close(SquareAUCLoss(5, loss_weight=4.0)(logits, target), 4 * base)
+    base_in, scaled_in = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    base = SquareAUCLoss(5)(base_in, target)
+    scaled = SquareAUCLoss(5, loss_weight=4.0)(scaled_in, target)
+    base.backward()
+    scaled.backward()
+    assert base.item() > 0
+    torch.testing.assert_close(scaled, 4 * base)
+    torch.testing.assert_close(scaled_in.grad, 4 * base_in.grad)
 
 
 def test_sync_without_process_group_is_local_loss() -> None:

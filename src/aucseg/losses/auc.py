@@ -17,7 +17,9 @@ __all__ = ["AUCLoss", "ExpAUCLoss", "HingeAUCLoss", "SquareAUCLoss"]
 def check_num_classes(num_classes: object, minimum: int, hint: str = "") -> int:
     """Return ``num_classes`` as int; TypeError/ValueError unless it is an int >= ``minimum``."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
+        raise TypeError(
+            f"num_classes must be an int, got {type(num_classes).__name__} {num_classes!r}"
+        )
     if num_classes < minimum:
         raise ValueError(f"num_classes must be >= {minimum}, got {num_classes}{hint}")
     return num_classes
@@ -26,10 +28,21 @@ def check_num_classes(num_classes: object, minimum: int, hint: str = "") -> int:
 def check_loss_weight(loss_weight: object) -> float:
     """Return ``loss_weight`` as float, or raise if it is not a finite real number."""
     if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
-        raise TypeError(f"loss_weight must be a real number, got {type(loss_weight).__name__}")
+        raise TypeError(
+            f"loss_weight must be a real number, got {type(loss_weight).__name__} {loss_weight!r}"
+        )
     if not math.isfinite(loss_weight):
         raise ValueError(f"loss_weight must be finite, got {loss_weight}")
     return float(loss_weight)
+
+
+def check_ignore_index(ignore_index: object) -> int:
+    """Return ``ignore_index``, or raise TypeError unless it is an int (not a bool)."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(
+            f"ignore_index must be an int, got {type(ignore_index).__name__} {ignore_index!r}"
+        )
+    return ignore_index
 
 
 class AUCLoss(nn.Module):
@@ -44,6 +57,8 @@ class AUCLoss(nn.Module):
         ignore_index: Label value whose pixels are dropped.
         sync: Exact global-batch loss under ``torch.distributed`` (see :func:`auc_loss`);
             without a process group the local loss.
+        form: Hinge only, "pairwise" or "official" (see :class:`HingeAUCLoss`); the square and
+            exp subclasses do not take it.
 
     Shape:
         forward(logits (B, C, H, W), target (B, H, W)) -> 0-dim tensor. Logits may be fp16,
@@ -69,12 +84,10 @@ class AUCLoss(nn.Module):
             "needs a background class (num_classes=2)",
         )  # fmt: skip
         check_options(self.surrogate, transform, form, gamma, sync)
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
         self.gamma = float(gamma)
         self.transform = transform
         self.loss_weight = check_loss_weight(loss_weight)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(ignore_index)
         self.sync = sync
         self.form = form
         self.loss_name = self.default_loss_name

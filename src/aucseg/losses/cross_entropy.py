@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aucseg.losses.auc import check_loss_weight, check_num_classes
+from aucseg.losses.auc import check_ignore_index, check_loss_weight, check_num_classes
 from aucseg.losses.functional import compute_cross_entropy
 from aucseg.losses.validation import validate_inputs
 
@@ -36,9 +36,7 @@ class CrossEntropyLoss(nn.Module):
         super().__init__()
         self.num_classes = check_num_classes(num_classes, 1)
         self.loss_weight = check_loss_weight(loss_weight)
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
-        self.ignore_index = ignore_index
+        self.ignore_index = check_ignore_index(ignore_index)
         self.avg_non_ignore = bool(avg_non_ignore)
         self.loss_name = "loss_ce"
 

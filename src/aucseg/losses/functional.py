@@ -139,6 +139,18 @@ def _safe_reciprocal(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x > 0, 1.0 / x.clamp(min=1.0), torch.zeros_like(x))
 
 
+def _negative_weights(
+    labels: torch.Tensor, valid: torch.Tensor, inv_n: torch.Tensor, transform: str
+) -> torch.Tensor:
+    """Pixel weight of a negative: 1/N_y (ovo) or 1 (ova, scaled per class later); 0 if ignored.
+
+    Shape:
+        labels, valid (B, L), inv_n (C,) -> (B, L) in ``inv_n.dtype``.
+    """
+    weights = inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=inv_n.dtype)
+    return weights * valid
+
+
 def _normalisation(
     transform: str, n: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -198,9 +210,7 @@ def _separable_auc_loss(
     labels, valid, counts = _labels_and_counts(target, num_classes, ignore_index, sync)
     n = counts.to(acc)
     inv_n = _safe_reciprocal(n)
-    # Pixel weight of a negative: 1/N_y (ovo) or 1 (ova, scaled per class below).
-    weights = inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=acc)
-    weights = weights * valid
+    weights = _negative_weights(labels, valid, inv_n, transform)
     z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
     column, scores = ColumnStats.apply(z, labels, weights, surrogate, gamma)  # (K_psi, C), (B, L)
     pos, own = _label_column_sums(scores, labels, valid, weights, surrogate, gamma, num_classes)
@@ -228,8 +238,7 @@ def _pairwise_hinge_loss(
     n = counts.to(acc)
     inv_n = _safe_reciprocal(n)
     neg_scale, _, factor = _normalisation(transform, n)
-    # Negative weights: 1/N_y per pixel (ovo) or 1 (ova, times 1/(M - N_i) per class).
-    beta = (inv_n[labels] if transform == "ovo" else torch.ones_like(labels, dtype=acc)) * valid
+    beta = _negative_weights(labels, valid, inv_n, transform)
     labels = torch.where(valid, labels, torch.full_like(labels, -1))  # ignored: never positive
     z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
     return PairwiseHinge.apply(z, labels, beta, neg_scale, inv_n, factor, gamma)
@@ -394,6 +403,6 @@ def compute_cross_entropy(
     total = F.cross_entropy(x, target.long(), ignore_index=ignore_index, reduction="sum")
     if avg_non_ignore:
         denom = (target != ignore_index).sum().clamp(min=1).to(total.dtype)
-    else:
-        denom = torch.tensor(float(max(target.numel(), 1)), dtype=total.dtype)
-    return total / denom.to(total.device)
+    else:  # filled on the device: no host-to-device copy (a sync on CUDA) per step
+        denom = torch.full((), max(target.numel(), 1), dtype=total.dtype, device=total.device)
+    return total / denom
