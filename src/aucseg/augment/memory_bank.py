@@ -498,20 +498,7 @@ class TMemoryBank(_BankBase):
         returned.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        tail_classes: Sequence[int],
-        memory_size: int = 5,
-        p_sample: float = 1.0,
-        p_resize: float = 1.0,
-        seed: int | None = None,
-        storage_dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            num_classes, tail_classes, memory_size, p_sample, p_resize, seed, storage_dtype
-        )
-        self._worker_seed: int | None = None
+    _worker_seed: int | None = None  # the DataLoader worker seed the generator was re-seeded from
 
     def _seed_worker(self) -> None:
         """Give each DataLoader worker its own random stream (once, on its first sample).
