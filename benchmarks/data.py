@@ -28,9 +28,10 @@ import torch
 
 from aucseg.augment import BatchTMemoryBank, TMemoryBank
 from aucseg.data.synthetic import SyntheticStyle, make_synthetic, render_scene, sample_label
+from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
-STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+MEAN = np.array(IMAGENET_MEAN, dtype=np.float32)
+STD = np.array(IMAGENET_STD, dtype=np.float32)
 SETTINGS = {
     "ade20k": {"num_classes": 150, "tail": list(range(26, 150)), "p_sample": 0.05, "p_resize": 0.4},
     "cityscapes": {"num_classes": 19, "tail": [6, 12, 14, 15, 16, 17, 18], "p_sample": 1.0,

@@ -99,6 +99,10 @@ def test_convert_coco_then_load(tmp_path):
     assert (other / "train2017" / "000000000009_labelTrainIds.png").is_file()
     with pytest.raises(FileNotFoundError, match="train2017"):
         convert_coco_stuff164k(tmp_path / "empty")
+    done = tmp_path / "done/annotations/val2017/1_labelTrainIds.png"
+    write_label(done, np.zeros((1, 1), np.uint8))  # write_label creates the folders
+    with pytest.raises(FileNotFoundError, match="no raw COCO-Stuff"):
+        convert_coco_stuff164k(tmp_path / "done")  # converted outputs are not raw inputs
 
 
 def test_cli_convert_labels(tmp_path, capsys):

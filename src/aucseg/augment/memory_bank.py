@@ -94,9 +94,10 @@ def _shrunk_size(size: int, p_resize: float) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _resize_plan(
-    src: int, dst: int
+    src: int, dst: int, device: torch.device
 ) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Index tables of a ``src -> dst`` resize along one axis (cached per size pair).
+    """Index tables of a ``src -> dst`` resize along one axis (cached per size pair and device,
+    so entries cut on the training device cost no host-to-device copy of the tables).
 
     Nearest follows OpenCV ``INTER_NEAREST`` (``floor(i · src / dst)``); bilinear follows OpenCV
     ``INTER_LINEAR`` / ``F.interpolate(align_corners=False)`` without antialias (half-pixel
@@ -104,7 +105,7 @@ def _resize_plan(
 
     Returns:
         near (python list, non-decreasing, and the same as an int64 tensor), i0, i1 (int64) and
-        w1 (float32 weight of i1), each of length ``dst``.
+        w1 (float32 weight of i1), each of length ``dst``; the tensors on ``device``.
     """
     dst_idx = torch.arange(dst, dtype=torch.float64)
     near = (dst_idx * (src / dst)).floor().to(torch.int64).clamp_(max=src - 1)
@@ -112,7 +113,7 @@ def _resize_plan(
     i0 = pos.floor().to(torch.int64).clamp_(max=src - 1)
     w1 = (pos - i0.to(torch.float64)).clamp_(0.0, 1.0).to(torch.float32)
     i1 = (i0 + 1).clamp_(max=src - 1)
-    return near.tolist(), near, i0, i1, w1
+    return near.tolist(), *(t.to(device) for t in (near, i0, i1, w1))
 
 
 def _to(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -156,8 +157,8 @@ def _make_entry(
         patch = image[:, top : bottom + 1, left : right + 1].clone()
         return _Entry(patch, band[:, left : right + 1].clone(), top, left, height, width)
     hs, ws = _shrunk_size(height, p_resize), _shrunk_size(width, p_resize)
-    near_r, near_rt, r0, r1, wr = _resize_plan(height, hs)
-    near_c, near_ct, c0, c1, wc = _resize_plan(width, ws)
+    near_r, near_rt, r0, r1, wr = _resize_plan(height, hs, label.device)
+    near_c, near_ct, c0, c1, wc = _resize_plan(width, ws, label.device)
     # Shrunken rows/cols whose nearest source lies in the box: contiguous ranges.
     ra, rb = bisect.bisect_left(near_r, top), bisect.bisect_right(near_r, bottom)
     ca, cb = bisect.bisect_left(near_c, left), bisect.bisect_right(near_c, right)
@@ -165,9 +166,6 @@ def _make_entry(
         empty_patch = image.new_zeros((image.shape[0], 0, 0))
         empty_mask = torch.zeros((0, 0), dtype=torch.bool, device=label.device)
         return _Entry(empty_patch, empty_mask, 0, 0, hs, ws)
-    if label.device != near_rt.device:  # index tensors must live on the image's device
-        near_rt, near_ct = near_rt.to(label.device), near_ct.to(label.device)
-        r0, r1, c0, c1 = (t.to(label.device) for t in (r0, r1, c0, c1))
     # Mask: nearest samples inside the box (the official resized canvas, restricted to the box).
     rows_n = near_rt[ra:rb] - top
     cols_n = near_ct[ca:cb] - left
@@ -498,20 +496,7 @@ class TMemoryBank(_BankBase):
         returned.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        tail_classes: Sequence[int],
-        memory_size: int = 5,
-        p_sample: float = 1.0,
-        p_resize: float = 1.0,
-        seed: int | None = None,
-        storage_dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            num_classes, tail_classes, memory_size, p_sample, p_resize, seed, storage_dtype
-        )
-        self._worker_seed: int | None = None
+    _worker_seed: int | None = None  # the DataLoader worker seed the generator was re-seeded from
 
     def _seed_worker(self) -> None:
         """Give each DataLoader worker its own random stream (once, on its first sample).

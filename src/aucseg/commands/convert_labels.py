@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from aucseg.commands._common import fail
 from aucseg.data.convert import convert_cityscapes, convert_coco_stuff164k
 
 
@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError("--source applies to Cityscapes only; drop it for coco_stuff164k")
             n = convert_coco_stuff164k(args.root, args.out_dir, args.overwrite, args.workers)
     except (FileNotFoundError, ValueError, ImportError) as err:
-        print(f"aucseg convert-labels: error: {err}", file=sys.stderr)
-        return 2
+        return fail("convert-labels", err)
     print(f"wrote {n} train-id label files")
     return 0

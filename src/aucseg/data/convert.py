@@ -11,7 +11,7 @@ Both are lookup tables applied with one indexing operation per image.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -106,15 +106,11 @@ def _run_jobs(jobs: list[tuple[Path, Path, str]], workers: int) -> int:
     return len(jobs)
 
 
-def _collect(
-    folder: Path, pattern: str, out_name: Callable[[Path], Path], overwrite: bool, kind: str
+def _jobs(
+    pairs: Iterable[tuple[Path, Path]], overwrite: bool, kind: str
 ) -> list[tuple[Path, Path, str]]:
-    jobs = []
-    for src in sorted(folder.rglob(pattern)):
-        dst = out_name(src)
-        if overwrite or not dst.exists():
-            jobs.append((src, dst, kind))
-    return jobs
+    """(source, output, kind) for every pair whose output is missing (all of them if overwrite)."""
+    return [(src, dst, kind) for src, dst in pairs if overwrite or not dst.exists()]
 
 
 def convert_cityscapes(
@@ -152,13 +148,12 @@ def convert_cityscapes(
             ) from err
     else:
         raise ValueError(f"source must be 'labelIds' or 'polygons', got {source!r}")
-    if not any(gt.rglob(pattern)):
+    sources = sorted(gt.rglob(pattern))
+    if not sources:
         raise FileNotFoundError(f"no {pattern} files under {gt}; nothing to convert")
-
-    def out_name(src: Path) -> Path:
-        return src.with_name(src.name[: -len(suffix)] + "_gtFine_labelTrainIds.png")
-
-    return _run_jobs(_collect(gt, pattern, out_name, overwrite, kind), workers)
+    stems = ((src, src.name[: -len(suffix)]) for src in sources)
+    pairs = ((src, src.with_name(f"{stem}_gtFine_labelTrainIds.png")) for src, stem in stems)
+    return _run_jobs(_jobs(pairs, overwrite, kind), workers)
 
 
 def convert_coco_stuff164k(
@@ -189,17 +184,14 @@ def convert_coco_stuff164k(
             f"COCO-Stuff annotation folders not found: expected {ann}/train2017 and/or "
             f"{ann}/val2017"
         )
-    out = Path(out_dir) if out_dir is not None else ann
-    jobs: list[tuple[Path, Path, str]] = []
-    for split in splits:
-        for src in sorted((ann / split).glob("*.png")):
-            if src.name.endswith("_labelTrainIds.png"):
-                continue
-            dst = out / split / f"{src.stem}_labelTrainIds.png"
-            if overwrite or not dst.exists():
-                jobs.append((src, dst, "coco"))
-    if not jobs and not any(
-        not p.name.endswith("_labelTrainIds.png") for s in splits for p in (ann / s).glob("*.png")
-    ):
+    sources = [
+        (split, src)
+        for split in splits
+        for src in sorted((ann / split).glob("*.png"))
+        if not src.name.endswith("_labelTrainIds.png")  # outputs written next to the inputs
+    ]
+    if not sources:
         raise FileNotFoundError(f"no raw COCO-Stuff annotations (*.png) under {ann}/{splits}")
-    return _run_jobs(jobs, workers)
+    out = Path(out_dir) if out_dir is not None else ann
+    pairs = ((src, out / split / f"{src.stem}_labelTrainIds.png") for split, src in sources)
+    return _run_jobs(_jobs(pairs, overwrite, "coco"), workers)
