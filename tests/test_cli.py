@@ -42,3 +42,14 @@ def test_python_m_entry_point():
         [sys.executable, "-m", "aucseg", "--version"], capture_output=True, text=True, check=True
     )
     assert __version__ in out.stdout
+
+
+def test_bad_input_is_one_error_line_with_exit_code_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AUCSEG_DEBUG", raising=False)
+    code = main(["make-synthetic", "--root", str(tmp_path), "--height", "4"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aucseg make-synthetic: error:") and "height" in err
+    monkeypatch.setenv("AUCSEG_DEBUG", "1")
+    with pytest.raises(ValueError, match="height"):
+        main(["make-synthetic", "--root", str(tmp_path), "--height", "4"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -57,7 +58,12 @@ def build_command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``aucseg`` console script. Returns the process exit code."""
+    """Entry point of the ``aucseg`` console script. Returns the process exit code.
+
+    A command that raises ``ValueError``/``TypeError``/``FileNotFoundError`` (bad input) prints
+    ``aucseg COMMAND: error: ...`` on stderr and returns 2; set ``AUCSEG_DEBUG=1`` for the
+    traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
     if not argv:
@@ -66,7 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = top.parse_args(argv[:1] if argv[0] not in ("-h", "--help", "--version") else argv)
     parser, module = build_command_parser(ns.command)
     args = parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        # Bad input (files, values, config) is reported as one line; AUCSEG_DEBUG=1 re-raises.
+        if os.environ.get("AUCSEG_DEBUG"):
+            raise
+        print(f"aucseg {ns.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
