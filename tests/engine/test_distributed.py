@@ -30,8 +30,13 @@ def _launch(args):
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", str(HERE / "ddp_worker.py"), *args]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    errors = []
+    for _ in range(2):  # one retry: torchrun's rendezvous on a loaded 2-core machine can fail
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        if proc.returncode == 0:
+            return
+        errors.append(proc.stderr[-3000:])
+    pytest.fail("torchrun failed twice:\n" + "\n----\n".join(errors))
 
 
 def test_ddp_ranks_agree_and_rank0_writes(runs):

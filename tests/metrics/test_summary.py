@@ -127,7 +127,7 @@ def test_compare_command(tmp_path, capsys):
     assert "CE" in out.splitlines()[0] and "AUCSeg" in out.splitlines()[0]
     assert "+2.00" in out
     code = main(["compare", str(tmp_path / "ce.json"), str(tmp_path / "none.json")])
-    assert code == 1
+    assert code == 2
     assert "none.json" in capsys.readouterr().err
     assert math.isfinite(a["mIoU"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -34,15 +33,11 @@ def _default_labels(a: Path, b: Path) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the comparison table; write the PNG when asked. Returns 0, or 1 on a bad file."""
+    """Print the comparison table; write the PNG when asked. Raises on a missing or invalid file."""
     from aucseg.metrics import compare_results, load_metrics_json, plot_group_comparison
 
     labels = tuple(args.labels) if args.labels else _default_labels(args.a, args.b)
-    try:
-        a, b = load_metrics_json(args.a), load_metrics_json(args.b)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"aucseg compare: error: {err}", file=sys.stderr)
-        return 1
+    a, b = load_metrics_json(args.a), load_metrics_json(args.b)  # bad files: exit code 2
     print(compare_results(a, b, labels=labels))
     if args.out_png is not None:
         path = plot_group_comparison(a, b, args.out_png, labels=labels)
