@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aucseg.data.stats import (
-    compute_class_stats,
-    default_rule,
-    plot_class_stats,
-    save_class_stats,
-    split_groups,
-)
+from aucseg.data.stats import default_rule, write_class_stats
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,20 +66,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
     load = _labels_from_dataset if args.dataset else _labels_from_folder
     paths, num_classes, reduce_zero, names = load(args)
-    stats = compute_class_stats(
-        paths, num_classes, reduce_zero, workers=args.workers, progress=not args.no_progress
-    )
     rule = default_rule(args.dataset)
     if args.head_mass is not None:
         rule["head_mass"] = args.head_mass
     if args.tail_fraction is not None:
         rule["tail_fraction"] = args.tail_fraction
-    groups = split_groups(stats.pixel_counts, **rule)
-    out = save_class_stats(args.out, stats, groups, names, rule=rule)
+    title = f"{args.dataset or Path(args.label_dir).name} ({args.split})"
+    stats, groups, out = write_class_stats(
+        paths, num_classes, names, args.out, plot=args.plot, reduce_zero_label=reduce_zero,
+        rule=rule, workers=args.workers, progress=not args.no_progress, title=title,
+    )  # fmt: skip
     print(f"{stats.num_images} label files, {num_classes} classes -> {out}")
     for group in ("head", "middle", "tail"):
         print(f"{group:>6} ({len(groups[group])}): {sorted(groups[group])}")
     if args.plot:
-        title = f"{args.dataset or Path(args.label_dir).name} ({args.split})"
-        print(f"plot -> {plot_class_stats(args.plot, stats.pixel_counts, groups, names, title)}")
+        print(f"plot -> {args.plot}")
     return 0

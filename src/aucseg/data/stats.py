@@ -37,6 +37,7 @@ __all__ = [
     "plot_class_stats",
     "save_class_stats",
     "split_groups",
+    "write_class_stats",
 ]
 
 #: Fraction of classes in the official tail lists (§3.4 of the spec): reproduces their sizes.
@@ -325,3 +326,42 @@ def plot_class_stats(
     fig.savefig(path_png, dpi=100)
     plt.close(fig)
     return path_png
+
+
+def write_class_stats(
+    label_paths: Sequence[Path],
+    num_classes: int,
+    class_names: Sequence[str],
+    out: str | Path,
+    plot: str | Path | None = None,
+    reduce_zero_label: bool = False,
+    rule: Mapping[str, float] | None = None,
+    workers: int = 2,
+    progress: bool = True,
+    title: str | None = None,
+) -> tuple[ClassStats, dict[str, list[int]], Path]:
+    """Count, split and write: what ``aucseg stats`` does, as one call.
+
+    Args:
+        label_paths: label files of the training split.
+        num_classes: C.
+        class_names: one name per class.
+        out: JSON file to write (see :func:`save_class_stats`).
+        plot: optional PNG bar chart (see :func:`plot_class_stats`).
+        reduce_zero_label: labels store "other" as 0 and classes as 1..C (ADE20K).
+        rule: :func:`split_groups` parameters; default :func:`default_rule` ``()``.
+        workers, progress: as :func:`compute_class_stats`.
+        title: chart title.
+
+    Returns:
+        The statistics, the groups and the JSON path.
+    """
+    stats = compute_class_stats(
+        label_paths, num_classes, reduce_zero_label, workers=workers, progress=progress
+    )
+    rule = dict(rule) if rule is not None else default_rule()
+    groups = split_groups(stats.pixel_counts, **rule)
+    path = save_class_stats(out, stats, groups, class_names, rule=rule)
+    if plot is not None:
+        plot_class_stats(plot, stats.pixel_counts, groups, class_names, title)
+    return stats, groups, path

@@ -13,7 +13,6 @@ Steps (every one through the library functions the command line uses):
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -39,33 +38,22 @@ def _demo_config(name: str, data_root: Path, stats_path: Path, overrides: list[s
 def write_stats(data_root: Path, out_dir: Path, progress: bool) -> Path:
     """Class statistics of the training split (JSON + PNG), as ``aucseg stats`` writes them."""
     from aucseg.data import build_dataset
-    from aucseg.data.stats import (
-        compute_class_stats,
-        default_rule,
-        plot_class_stats,
-        save_class_stats,
-        split_groups,
-    )
+    from aucseg.data.stats import default_rule, write_class_stats
 
     dataset = build_dataset("cityscapes", data_root, "train")
-    stats = compute_class_stats(
+    _, _, path = write_class_stats(
         [label for _, label in dataset.samples],
         dataset.num_classes,
+        dataset.classes,
+        out_dir / "class_stats.json",
+        plot=out_dir / "class_stats.png",
         reduce_zero_label=dataset.reduce_zero_label,
+        rule=default_rule("cityscapes"),
         workers=1,
         progress=progress,
-    )
-    rule = default_rule("cityscapes")
-    groups = split_groups(stats.pixel_counts, **rule)
-    path = save_class_stats(out_dir / "class_stats.json", stats, groups, dataset.classes, rule)
-    plot_class_stats(
-        out_dir / "class_stats.png",
-        stats.pixel_counts,
-        groups,
-        class_names=dataset.classes,
         title="generated scenes: training pixels per class",
     )
-    return Path(path)
+    return path
 
 
 def run_demo(
@@ -135,9 +123,10 @@ def write_report(
     out: Path, results: dict[str, Any], timings: dict[str, float], stats_path: Path
 ) -> Path:
     """``report.md``: group table, per-class table, plots and prediction overlays."""
+    from aucseg.data.stats import load_class_stats
     from aucseg.metrics import format_table
 
-    stats = json.loads(stats_path.read_text())
+    stats = load_class_stats(stats_path)
     keys = ("mIoU", "mIoU_head", "mIoU_middle", "mIoU_tail", "mAcc", "aAcc", "AUC")
     lines = [
         "# aucseg demo: cross-entropy vs AUCSeg on generated long-tail scenes",
