@@ -20,8 +20,9 @@ import numbers
 from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from aucseg.models.layers import resize_bilinear
 
 MODES: tuple[str, ...] = ("whole", "slide")
 ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid", "none")
@@ -48,12 +49,6 @@ def _check_image(image: torch.Tensor) -> None:
         )
 
 
-def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
 def _forward(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     """Model logits resized to the input size, ``(1, C, h, w)`` float32."""
     logits = model(image)
@@ -62,7 +57,7 @@ def _forward(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
             "model(images) must return a (B, C, h, w) logits tensor, got "
             f"{getattr(logits, 'shape', type(logits).__name__)}"
         )
-    return _resize(logits.float(), image.shape[-2:])
+    return resize_bilinear(logits.float(), image.shape[-2:])
 
 
 def whole_logits(
@@ -75,7 +70,7 @@ def whole_logits(
     """
     _check_image(image)
     logits = _forward(model, image)
-    return _resize(logits, out_size) if out_size is not None else logits
+    return resize_bilinear(logits, out_size) if out_size is not None else logits
 
 
 def slide_windows(
@@ -134,7 +129,7 @@ def slide_logits(
     assert total is not None  # slide_windows covers every pixel, so count >= 1 everywhere
     _check_classes(total, num_classes)
     total = total / count
-    return _resize(total, out_size) if out_size is not None else total
+    return resize_bilinear(total, out_size) if out_size is not None else total
 
 
 def _check_classes(logits: torch.Tensor, num_classes: int | None) -> None:
@@ -174,7 +169,7 @@ def inference_views(
     h, w = image.shape[-2:]
     for scale in scales:
         size = (max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5)))
-        scaled = _resize(image, size)
+        scaled = resize_bilinear(image, size)
         for flipped in (False, True) if flip else (False,):
             view = scaled.flip(-1) if flipped else scaled
             if mode == "slide":

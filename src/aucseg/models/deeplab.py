@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from aucseg.models.layers import ConvModule
+from aucseg.models.layers import ConvModule, resize_bilinear
 
 __all__ = ["ASPP", "DeepLabV3PlusHead"]
 
@@ -101,6 +100,6 @@ class DeepLabV3PlusHead(nn.Module):
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         low = self.low_proj(features[self.low_index])
         x = self.aspp(features[-1])
-        x = F.interpolate(x, size=low.shape[2:], mode="bilinear", align_corners=False)
+        x = resize_bilinear(x, low.shape[2:])
         x = self.fuse(torch.cat([x, low], dim=1))
         return self.conv_seg(self.dropout(x))

@@ -13,18 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aucseg.models.layers import ConvModule
+from aucseg.models.layers import ConvModule, resize_bilinear
 
 __all__ = ["NMF2D", "Hamburger", "LightHamHead"]
 
 _EPS = 1e-6
-
-
-def _resize(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    """Bilinear resize (align_corners False); identity when the size already matches."""
-    if x.shape[2:] == size:
-        return x
-    return F.interpolate(x, size, mode="bilinear", align_corners=False)
 
 
 class NMF2D(nn.Module):
@@ -192,7 +185,7 @@ class LightHamHead(nn.Module):
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         inputs = [features[i] for i in self.in_index]
         size = inputs[0].shape[2:]
-        inputs = [_resize(t, size) for t in inputs]
+        inputs = [resize_bilinear(t, size) for t in inputs]
         x = self.squeeze(torch.cat(inputs, dim=1))
         x = self.align(self.hamburger(x))
         return self.conv_seg(self.dropout(x))

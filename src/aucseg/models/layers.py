@@ -1,11 +1,23 @@
-"""Small building blocks shared by the model families: conv+norm+act, stochastic depth."""
+"""Small building blocks shared by the model families: conv+norm+act, stochastic depth,
+bilinear resizing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("bn", "gn", None)
+
+
+def resize_bilinear(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize of ``(B, C, h, w)`` to ``size`` (align_corners False, as mmseg);
+    returns ``x`` itself when the size already matches (no copy)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 class ConvModule(nn.Module):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from aucseg.models.layers import resize_bilinear
 
 __all__ = ["EncoderDecoder"]
 
@@ -34,4 +35,4 @@ class EncoderDecoder(nn.Module):
                 "add a batch dimension with images.unsqueeze(0)"
             )
         logits = self.decode_head(self.backbone(images))
-        return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=False)
+        return resize_bilinear(logits, images.shape[2:])
