@@ -13,9 +13,7 @@ optionally ``iter_XXXXXXX.pth``.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,8 @@ import numpy as np
 import torch
 
 from aucseg import __version__
+from aucseg.errors import CheckpointError
+from aucseg.fileio import atomic_write
 
 
 def checkpoint_dir(work_dir: str | Path) -> Path:
@@ -32,24 +32,11 @@ def checkpoint_dir(work_dir: str | Path) -> Path:
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path) -> Path:
-    """Write ``obj`` with ``torch.save`` to a temp file beside ``path``, fsync, then rename.
+    """Write ``obj`` with ``torch.save`` atomically (see :func:`aucseg.fileio.atomic_write`).
 
-    A crash at any point leaves either the previous file or the complete new one, never a
-    half-written ``path``.
+    A crash at any point leaves either the previous file or the complete new one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -57,15 +44,35 @@ def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "c
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a checkpoint dict.
+        CheckpointError: a directory, a corrupt or truncated file, or not a checkpoint dict.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; give the .pth file in it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupt, truncated, or not written by "
+            f"torch.save; {type(exc).__name__}: {first})"
+        ) from None
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, expected a checkpoint dict")
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint dict")
     return state
+
+
+def check_training_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Raise CheckpointError unless ``state`` is an aucseg training checkpoint (for resume)."""
+    missing = [k for k in ("model", "optimizer", "iteration") if state.get(k) is None]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not an aucseg training checkpoint (no {', '.join(missing)}); resume "
+            f"from a last.pth written by aucseg train, or start a new run with "
+            f"model.pretrained={path} to use its weights"
+        )
 
 
 def get_rng_state() -> dict[str, Any]:

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from aucseg.fileio import write_text_atomic
+
 
 def memory_mb(device: torch.device | str | None = None) -> float:
     """Peak memory in MiB: CUDA max allocated on a CUDA device, else the process's peak RSS."""
@@ -25,6 +27,13 @@ def memory_mb(device: torch.device | str | None = None) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def _iteration(line: str) -> float:
+    try:
+        return float(json.loads(line).get("iter", 0))
+    except (ValueError, AttributeError):
+        return float("inf")  # an unreadable (half-written) line goes too
 
 
 def _format(value: Any) -> str:
@@ -64,20 +73,33 @@ class TrainLogger:
         if not enabled:
             return
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = (self.work_dir / "log.jsonl").open("a", encoding="utf-8")
-        if tensorboard:
+        self._tensorboard, self._progress, self._max_iters = tensorboard, progress, max_iters
+        self._start = start_iter
+
+    def start(self, iteration: int) -> None:
+        """Open the sinks at ``iteration``: records of later iterations (left by a run that was
+        interrupted after its last checkpoint) are dropped, so each iteration is logged once."""
+        if not self.enabled or self._jsonl is not None:
+            return
+        path = self.work_dir / "log.jsonl"
+        if path.is_file():
+            keep = [ln for ln in path.read_text().splitlines() if _iteration(ln) <= iteration]
+            write_text_atomic(path, "".join(f"{ln}\n" for ln in keep))
+        self._jsonl = path.open("a", encoding="utf-8")
+        if self._tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.work_dir / "tensorboard"))
-        if progress:
+            self._writer = SummaryWriter(str(self.work_dir / "tensorboard"), purge_step=iteration + 1)
+        if self._progress and sys.stderr.isatty():  # no cursor codes in redirected logs
             self._bar = tqdm(
-                total=max_iters, initial=start_iter, desc="train", dynamic_ncols=True, leave=True
+                total=self._max_iters, initial=iteration, desc="train", dynamic_ncols=True
             )
 
     def log(self, iteration: int, scalars: dict[str, Any], tag: str = "train") -> None:
         """Record ``scalars`` at ``iteration`` in every sink (non-finite floats as strings)."""
         if not self.enabled:
             return
+        self.start(self._start)
         record = {"tag": tag, "iter": iteration, "time": time.time()}
         for key, value in scalars.items():
             value = value.item() if isinstance(value, torch.Tensor) else value

@@ -11,6 +11,7 @@ parameters whose name contains ``norm`` get no decay, everything else (stem Batc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -41,6 +42,14 @@ def param_multipliers(
         if key in name:
             return custom_keys[key]
     return 1.0, 1.0
+
+
+def group_name(lr_mult: float, decay_mult: float) -> str:
+    """A readable name of a parameter group: ``backbone``/``head`` plus ``_no_decay``."""
+    name = "backbone" if lr_mult == 1.0 else ("head" if lr_mult > 1.0 else f"lr_x{lr_mult:g}")
+    if decay_mult != 1.0:
+        name += "_no_decay" if decay_mult == 0.0 else f"_decay_x{decay_mult:g}"
+    return name
 
 
 def build_param_groups(
@@ -76,11 +85,20 @@ def build_param_groups(
                 "weight_decay": weight_decay * decay_mult,
                 "lr_mult": lr_mult,
                 "decay_mult": decay_mult,
+                "group": group_name(lr_mult, decay_mult),
             },
         )
         group["params"].append(param)
         group["names"].append(name)
     return list(groups.values())
+
+
+def fused_supported(device: torch.device) -> bool:
+    """Whether this torch has a fused AdamW kernel for ``device``."""
+    if device.type == "cuda":
+        return True
+    major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+    return device.type == "cpu" and (major, minor) >= (2, 4)
 
 
 def build_adamw(
@@ -91,17 +109,26 @@ def build_adamw(
     eps: float = 1e-8,
     head_lr_mult: float = 10.0,
     norm_decay_mult: float = 0.0,
+    fused: bool | None = None,
 ) -> torch.optim.AdamW:
     """AdamW over :func:`build_param_groups` with the official custom keys.
+
+    ``fused=True`` (one kernel for all parameters) also lets the trainer skip a step with a
+    non-finite loss or gradient on the device, without a host sync; ``None`` picks it where
+    torch supports it for the parameters' device (CUDA; CPU from torch 2.4).
 
     Raises:
         ValueError: non-positive ``lr`` or a model without trainable parameters.
     """
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
     groups = build_param_groups(
         model, lr, weight_decay, official_custom_keys(head_lr_mult, norm_decay_mult)
     )
     if not groups:
         raise ValueError("the model has no trainable parameters (all requires_grad=False)")
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    if fused is None:
+        fused = fused_supported(groups[0]["params"][0].device)
+    return torch.optim.AdamW(
+        groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=fused
+    )

@@ -95,6 +95,16 @@ class PolyWarmupScheduler:
         self.last_iter = iteration
         return lrs
 
+    def set_base_lrs(self, base_lrs: list[float]) -> None:
+        """Use ``base_lrs`` (one per group) from now on, e.g. a new ``optimizer.lr`` on resume."""
+        if len(base_lrs) != len(self.base_lrs):
+            raise ValueError(f"expected {len(self.base_lrs)} base lrs, got {len(base_lrs)}")
+        self.base_lrs = [float(b) for b in base_lrs]
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["initial_lr"] = base
+        if self.last_iter >= 0:
+            self.step_to(self.last_iter)
+
     def state_dict(self) -> dict:
         """Plain values: base lrs, schedule constants and the last iteration set."""
         return {

@@ -1,215 +1,120 @@
-"""Iteration-based training loop with resumable data order, AMP, accumulation and DDP.
+"""The training loop: one optimisation step, repeated, with periodic work done by hooks.
 
-The loop is deterministic given a seed: the data stream is a seeded sampler whose position is
-derived from the iteration, each sample's augmentation randomness is seeded from its position
-in the stream, and the checkpoint stores every RNG state. A run resumed from ``last.pth``
-therefore reproduces the uninterrupted run bit for bit on CPU (single process).
+:class:`Trainer` owns the model, the losses, the optimizer, the data stream and the step;
+everything periodic (learning rate, logging, checkpoints, evaluation, interrupts) is a hook
+from :mod:`aucseg.engine.hooks` called ``before_train / before_step / after_step /
+after_train`` (the shape of detectron2's ``TrainerBase``).
+
+A step never waits for the device: loss values stay on the device until a hook reads them at
+log time, and the NaN/Inf guard is a device-side flag. A step whose loss terms or gradient
+are not finite makes no update (the fused AdamW kernel skips it on the device); the host reads
+the flag at log time, before every checkpoint and at the end, and then stops the run (or,
+with ``nonfinite="skip"``, counts the skipped steps). Input checks that need the host (label
+range) run at the first step, at log steps, and at every step in debug mode.
 """
 
 from __future__ import annotations
 
-import math
-import random
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Sampler
 
 from aucseg import dist
-from aucseg.engine.checkpoint import (
-    checkpoint_dir,
-    load_checkpoint_file,
-    make_checkpoint,
-    save_atomic,
-    set_rng_state,
-)
-from aucseg.engine.logger import TrainLogger, memory_mb
-from aucseg.engine.schedule import PolyWarmupScheduler
+from aucseg.data.samplers import sample_seed
+from aucseg.engine.checkpoint import get_rng_state, make_checkpoint, set_rng_state
+from aucseg.errors import InputError
+from aucseg.losses.validation import input_checks
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN/Inf; training stopped without writing a checkpoint."""
+class NonFiniteError(RuntimeError):
+    """A loss term or the gradient became NaN/Inf; the run stopped before any bad update."""
 
-    def __init__(self, term: str, iteration: int, value: float, checkpoint: Path | None) -> None:
+    def __init__(self, what: str, iteration: int, checkpoint: Path | None) -> None:
         kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint yet"
         super().__init__(
-            f"loss term '{term}' is {value} at iteration {iteration}; training stopped "
-            f"({kept}). Lower optimizer.lr, use runtime.amp=none/bf16 or check the labels."
+            f"{what} became non-finite at iteration {iteration}; training stopped without "
+            f"applying it ({kept}). Lower optimizer.lr, set optimizer.grad_clip, use "
+            f"runtime.amp=none or bf16, or set runtime.nonfinite=skip"
         )
-        self.term = term
-        self.iteration = iteration
+        self.what, self.iteration = what, iteration
 
 
-# ----------------------------------------------------------------------------- data order
+class Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """SIGINT/SIGTERM stopped the run after ``iteration``; ``last.pth`` holds that state."""
+
+    def __init__(self, iteration: int, signum: int, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted at iteration {iteration}")
+        self.iteration, self.signum, self.checkpoint = iteration, signum, checkpoint
 
 
-def sample_seed(seed: int, position: int, stream: int = 0) -> int:
-    """A 32-bit seed derived from ``(seed, stream, position)``, e.g. of the sample at global
-    stream ``position`` (independent of workers and restarts). ``stream`` separates uses."""
-    entropy = [int(seed) % 2**63, int(stream), int(position)]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
-
-
-class ResumableSampler(Sampler):
-    """Endless shuffled stream of ``(index, sample_seed)`` that can start at any position.
-
-    The global stream concatenates permutations of ``range(size)`` (epoch ``e`` shuffled with
-    seed ``(seed, e)``); rank ``r`` of ``W`` takes global positions ``r, r+W, r+2W, ...``.
+@dataclass
+class StepOptions:
+    """How one optimisation step runs.
 
     Args:
-        size: dataset length.
-        seed: run seed.
-        shuffle: permute each epoch (else sequential order).
-        rank: this process's rank.
-        world_size: number of processes.
-        start: number of samples this rank has already consumed (``iteration * accumulation
-            * batch_size`` on resume).
-    """
-
-    def __init__(
-        self,
-        size: int,
-        seed: int = 0,
-        shuffle: bool = True,
-        rank: int = 0,
-        world_size: int = 1,
-        start: int = 0,
-    ) -> None:
-        if size < 1:
-            raise ValueError(f"the training dataset is empty (size {size}); check data.root")
-        self.size, self.seed, self.shuffle = size, seed, shuffle
-        self.rank, self.world_size, self.start = rank, world_size, start
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if not self.shuffle:
-            return torch.arange(self.size)
-        gen = torch.Generator().manual_seed(sample_seed(self.seed, epoch, stream=1))
-        return torch.randperm(self.size, generator=gen)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        pos, epoch, perm = self.start, -1, None
-        while True:
-            global_pos = pos * self.world_size + self.rank
-            e, offset = divmod(global_pos, self.size)
-            if e != epoch:
-                epoch, perm = e, self._permutation(e)
-            yield int(perm[offset]), sample_seed(self.seed, global_pos)
-            pos += 1
-
-    def __len__(self) -> int:  # endless; DataLoader only needs a length for progress estimates
-        return 2**62
-
-
-class SeededSamples(Dataset):
-    """Wraps a dataset so that item ``(index, seed)`` is produced under that seed.
-
-    Python, NumPy and torch RNGs are seeded before the item is loaded and restored afterwards,
-    so random augmentations depend only on the sample's stream position.
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
-        py_state, np_state = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            torch.manual_seed(seed)
-            try:
-                return self.dataset[index]
-            finally:
-                random.setstate(py_state)
-                np.random.set_state(np_state)
-
-
-def make_train_loader(
-    dataset: Dataset,
-    batch_size: int,
-    consumed_batches: int = 0,
-    seed: int = 0,
-    num_workers: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    worker_init_fn: Callable[[int], None] | None = None,
-    pin_memory: bool = False,
-) -> torch.utils.data.DataLoader:
-    """Endless training DataLoader continuing after ``consumed_batches`` batches of this rank.
-
-    Batches are deterministic functions of (seed, stream position), whatever ``num_workers``.
-
-    Returns:
-        A DataLoader over :class:`SeededSamples` driven by a :class:`ResumableSampler`.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    sampler = ResumableSampler(
-        len(dataset),  # type: ignore[arg-type]
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
-        start=consumed_batches * batch_size,
-    )
-    return torch.utils.data.DataLoader(
-        SeededSamples(dataset),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        drop_last=True,
-        worker_init_fn=worker_init_fn,
-        pin_memory=pin_memory,
-        persistent_workers=False,
-        # an explicit generator keeps the loader from drawing on the global torch RNG
-        generator=torch.Generator().manual_seed(sample_seed(seed, 0, stream=2)),
-    )
-
-
-# ----------------------------------------------------------------------------- trainer
-
-
-class Trainer:
-    """Runs ``max_iters`` optimisation steps, logging, evaluating and checkpointing.
-
-    Args:
-        model: the unwrapped segmentor ``(B,3,H,W) -> (B,C,H,W)`` logits at input size,
-            already on ``device``; it is wrapped in DDP when a process group is initialised.
-        losses: modules ``(logits, target) -> scalar`` (weighted) with a ``loss_name``.
-        optimizer: optimizer over ``model``'s parameters.
-        scheduler: sets the lr from the iteration.
-        loader_factory: ``f(consumed_batches) -> iterable of batches`` (dicts with
-            ``"image"`` (B,3,H,W) float and ``"label"`` (B,H,W) int64) that continues the data
-            stream after ``consumed_batches`` batches of this rank.
-        max_iters: total optimisation steps.
-        work_dir: run folder (checkpoints/, log.jsonl, tensorboard/).
         device: compute device.
         amp: ``"none"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast + GradScaler).
         accumulation_steps: micro-batches per optimisation step.
-        grad_clip: max gradient L2 norm, or None.
-        memory_bank: batch-level callable ``(images, labels) -> (images, labels)`` with
-            ``state_dict``/``load_state_dict``/``stats``/``reset_stats``, or None.
-        evaluate_fn: ``f(model) -> metrics dict`` (percent values), or None.
-        eval_interval: evaluate every N iterations (and at the end); 0 = never.
-        best_metric: metric that selects ``best.pth`` (higher is better).
-        log_interval: log every N iterations.
-        checkpoint_interval: write ``last.pth`` every N iterations (and at the end).
-        keep_iter_checkpoints: also keep ``iter_XXXXXXX.pth`` at every checkpoint.
-        config: resolved config (plain dict) stored in every checkpoint.
-        tensorboard: write TensorBoard events.
-        progress: show a progress bar.
+        grad_clip: max gradient L2 norm, or None (off).
+        nonfinite: ``"stop"`` the run or ``"skip"`` the step when a term or the gradient is
+            NaN/Inf (the update is never applied either way).
+        debug: check inputs at every step, not only at the first and at log steps.
+        channels_last: feed images in channels-last memory format.
         find_unused_parameters: passed to DDP.
         seed: run seed; ranks > 0 derive their RNG state from it when resuming.
+    """
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    amp: str = "none"
+    accumulation_steps: int = 1
+    grad_clip: float | None = None
+    nonfinite: str = "stop"
+    debug: bool = False
+    channels_last: bool = False
+    find_unused_parameters: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.amp not in AMP_DTYPES:
+            raise InputError(f"amp must be one of {list(AMP_DTYPES)}, got {self.amp!r}")
+        if self.accumulation_steps < 1:
+            raise InputError(f"accumulation_steps must be >= 1, got {self.accumulation_steps}")
+        if self.nonfinite not in ("stop", "skip"):
+            raise InputError(f"nonfinite must be 'stop' or 'skip', got {self.nonfinite!r}")
+        self.device = torch.device(self.device)
+
+
+def term_names(losses: Sequence[nn.Module]) -> list[str]:
+    """Unique log names of the loss terms (``loss_name``, suffixed ``_1``, ... when repeated)."""
+    names: list[str] = []
+    for i, loss in enumerate(losses):
+        name = getattr(loss, "loss_name", f"loss_{i}")
+        names.append(name if name not in names else f"{name}_{i}")
+    return names
+
+
+class Trainer:
+    """Runs optimisation steps until ``max_iters``; hooks do the periodic work.
+
+    Args:
+        model: the unwrapped segmentor ``(B,3,H,W) -> (B,C,H,W)`` logits at input size, on
+            ``options.device``; wrapped in DDP when a process group is running.
+        losses: modules ``(logits, target) -> weighted scalar`` with a ``loss_name``.
+        optimizer: over ``model``'s parameters (fused AdamW skips bad steps without a sync).
+        data: ``f(consumed_batches) -> iterable of {"image", "label"}`` batches continuing the
+            stream after that many batches of this rank.
+        max_iters: total optimisation steps.
+        options: :class:`StepOptions`.
+        memory_bank: batch-level ``(images, labels) -> (images, labels)`` with
+            ``state_dict``/``load_state_dict``, or None.
+        hooks: :class:`~aucseg.engine.hooks.HookBase` instances, called in order.
     """
 
     def __init__(
@@ -217,283 +122,278 @@ class Trainer:
         model: nn.Module,
         losses: Sequence[nn.Module],
         optimizer: torch.optim.Optimizer,
-        scheduler: PolyWarmupScheduler,
-        loader_factory: Callable[[int], Iterable[dict[str, Any]]],
+        data: Callable[[int], Iterable[dict[str, Any]]],
         max_iters: int,
-        work_dir: str | Path,
-        *,
-        device: str | torch.device = "cpu",
-        amp: str = "none",
-        accumulation_steps: int = 1,
-        grad_clip: float | None = None,
+        options: StepOptions | None = None,
         memory_bank: Any = None,
-        evaluate_fn: Callable[[nn.Module], dict[str, Any]] | None = None,
-        eval_interval: int = 0,
-        best_metric: str = "mIoU",
-        log_interval: int = 50,
-        checkpoint_interval: int = 1000,
-        keep_iter_checkpoints: bool = False,
-        config: dict | None = None,
-        tensorboard: bool = True,
-        progress: bool = True,
-        find_unused_parameters: bool = False,
-        seed: int = 0,
+        hooks: Sequence[Any] = (),
     ) -> None:
-        if amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
-        if accumulation_steps < 1:
-            raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}")
         if not losses:
-            raise ValueError("at least one loss module is required")
-        self.device = torch.device(device)
-        self.model = model
-        self.ddp_model = self._wrap(model, find_unused_parameters)
-        self.losses = list(losses)
-        self.optimizer, self.scheduler = optimizer, scheduler
-        self.loader_factory = loader_factory
-        self.max_iters, self.work_dir = max_iters, Path(work_dir)
-        self.amp, self.accumulation_steps, self.grad_clip = amp, accumulation_steps, grad_clip
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
-        self.memory_bank = memory_bank
-        self.evaluate_fn, self.eval_interval, self.best_metric = (
-            evaluate_fn,
-            eval_interval,
-            best_metric,
-        )
-        self.log_interval, self.checkpoint_interval = log_interval, checkpoint_interval
-        self.keep_iter_checkpoints = keep_iter_checkpoints
-        self.config = config
-        self.tensorboard, self.progress = tensorboard, progress
-        self.seed = seed
+            raise InputError("at least one loss term is required")
+        self.options = options or StepOptions()
+        self.device = self.options.device
+        self.model, self.losses, self.optimizer = model, list(losses), optimizer
+        self.names = term_names(self.losses)
+        self.data, self.max_iters, self.memory_bank = data, max_iters, memory_bank
+        self.ddp_model = self._wrap(model)
+        fp16 = self.options.amp == "fp16"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.iteration = 0
-        self.best: dict[str, Any] | None = None
+        self.start_iter = 0
         self.last_checkpoint: Path | None = None
+        self.config: dict | None = None  # resolved config stored in checkpoints
+        self.step_terms: dict[str, torch.Tensor] = {}
+        self.num_images = 0
+        self._reset_health()
+        self.hooks: list[Any] = []
+        self.register_hooks(hooks)
 
-    def _wrap(self, model: nn.Module, find_unused: bool) -> nn.Module:
+    def register_hooks(self, hooks: Iterable[Any]) -> None:
+        """Append ``hooks`` (each gets ``hook.trainer = self``)."""
+        for hook in hooks:
+            hook.trainer = self
+            self.hooks.append(hook)
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
         if not dist.is_distributed():
             return model
         ids = [self.device.index or 0] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(
-            model, device_ids=ids, find_unused_parameters=find_unused
+            model, device_ids=ids, find_unused_parameters=self.options.find_unused_parameters
         )
+
+    def _reset_health(self) -> None:
+        # bad[i] for loss term i, bad[-1] for the gradient; the first bad iteration; skip count
+        self._bad = torch.zeros(len(self.losses) + 1, dtype=torch.bool, device=self.device)
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._skipped = torch.zeros((), dtype=torch.long, device=self.device)
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint dict of the current state (see :mod:`aucseg.engine.checkpoint`)."""
+        """The checkpoint dict of the current state; hooks add their own entries."""
         bank = self.memory_bank.state_dict() if self.memory_bank is not None else None
-        return make_checkpoint(
+        state = make_checkpoint(
             self.model.state_dict(),
             self.iteration,
             optimizer_state=self.optimizer.state_dict(),
-            scheduler_state=self.scheduler.state_dict(),
             scaler_state=self.scaler.state_dict(),
             memory_bank_state=bank,
-            best_metric=self.best,
             config=self.config,
-            meta={"world_size": dist.get_world_size(), "amp": self.amp},
+            meta={"world_size": dist.get_world_size(), "amp": self.options.amp},
         )
+        for hook in self.hooks:
+            key = getattr(hook, "state_key", None)
+            if key is not None:
+                state[key] = hook.state_dict()
+        return state
 
-    def load_state_dict(self, state: dict[str, Any], restore_rng: bool = True) -> None:
-        """Restore a checkpoint dict written by :meth:`state_dict`.
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint dict of :meth:`state_dict` (model, optimizer, hooks, RNG).
 
-        On rank 0 the RNG states are restored exactly; other ranks cannot (only rank 0's
-        states are saved) and reseed from ``(seed, iteration, rank)`` instead.
+        Rank 0 restores the RNG states exactly; other ranks reseed from the iteration.
         """
         self.model.load_state_dict(state["model"])
+        # the checkpoint brings the optimizer's moments; its hyperparameters (lr, betas, weight
+        # decay, ...) stay those of the current config, so a --set on resume takes effect
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        for group, values in zip(self.optimizer.param_groups, fresh, strict=True):
+            group.update(values)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if self.memory_bank is not None and state.get("memory_bank") is not None:
             self.memory_bank.load_state_dict(state["memory_bank"])
-        self.iteration = int(state["iteration"])
-        self.best = state.get("best_metric")
-        if restore_rng and state.get("rng") is not None:
+        self.iteration = self.start_iter = int(state["iteration"])
+        for hook in self.hooks:
+            key = getattr(hook, "state_key", None)
+            if key is not None and state.get(key) is not None:
+                hook.load_state_dict(state[key])
+        if state.get("rng") is not None:
             if dist.get_rank() == 0:
                 set_rng_state(state["rng"])
             else:
-                rank_seed = sample_seed(self.seed, self.iteration, stream=3 + dist.get_rank())
-                dist.seed_everything(rank_seed, rank_offset=False)
+                rank = dist.get_rank()
+                seed = sample_seed(self.options.seed, self.iteration, stream=3 + rank)
+                dist.seed_everything(seed, rank_offset=False)
 
-    def resume(self, path: str | Path) -> int:
-        """Load ``path`` (via ``torch.load(weights_only=True)``) and return its iteration."""
-        self.load_state_dict(load_checkpoint_file(path, map_location="cpu"))
-        self.last_checkpoint = Path(path)
-        return self.iteration
-
-    def save(self, *names: str) -> Path | None:
-        """Write ``checkpoints/<name>`` for each name atomically on rank 0.
-
-        Returns:
-            The first path written (None on other ranks).
-        """
-        if not dist.is_main_process():
-            return None
-        state = self.state_dict()
-        paths = [save_atomic(state, checkpoint_dir(self.work_dir) / n) for n in names]
-        return paths[0]
-
-    # ------------------------------------------------------------------ steps
+    # ------------------------------------------------------------------ step
 
     def _autocast(self):
-        dtype = AMP_DTYPES[self.amp]
-        if dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        dtype = AMP_DTYPES[self.options.amp]
+        return nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
-    def _check_finite(self, terms: dict[str, torch.Tensor], iteration: int) -> None:
-        values = torch.stack([t.detach().float() for t in terms.values()])
-        bad = dist.all_reduce_sum((~torch.isfinite(values)).float())
+    def _checking_inputs(self) -> bool:
+        """Host-side input checks run at the first step, at log steps and in debug mode."""
+        opts = self.options
+        return opts.debug or self.iteration == self.start_iter or self._log_step()
+
+    def _log_step(self) -> bool:
+        return any(getattr(h, "wants_log", lambda it: False)(self.iteration + 1) for h in self.hooks)
+
+    def _check_labels(self, labels: torch.Tensor, num_classes: int, ignore: int) -> None:
+        bad = (labels != ignore) & ((labels < 0) | (labels >= num_classes))
         if bool(bad.any()):
-            idx = int(torch.nonzero(bad)[0])
-            name = list(terms)[idx]
-            raise NonFiniteLossError(name, iteration, float(values[idx]), self.last_checkpoint)
+            values = torch.unique(labels[bad])[:8].tolist()
+            raise InputError(
+                f"labels hold values {values} outside 0..{num_classes - 1} (ignore {ignore}) at "
+                f"iteration {self.iteration}; fix the label maps, set data.reduce_zero_label, or "
+                f"set model.num_classes / data.classes to match"
+            )
 
-    def train_step(self, data_iter: Iterator[dict[str, Any]], iteration: int) -> dict[str, float]:
-        """One optimisation step over ``accumulation_steps`` micro-batches.
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = next(self._data_iter)
+        images = batch["image"].to(self.device, non_blocking=True)  # (B,3,H,W)
+        labels = batch["label"].to(self.device, non_blocking=True)  # (B,H,W)
+        if self.options.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if self.memory_bank is not None:
+            images, labels = self.memory_bank(images, labels)
+        return images, labels
+
+    def _forward_backward(self, last: bool, check: bool) -> list[torch.Tensor]:
+        images, labels = self._next_batch()
+        self.num_images += images.shape[0]
+        no_sync = getattr(self.ddp_model, "no_sync", None)
+        with nullcontext() if last or no_sync is None else no_sync():
+            with self._autocast():
+                logits = self.ddp_model(images)  # (B,C,H,W)
+            logits = logits.float()  # the losses run in float32
+            if check:
+                self._check_labels(labels, logits.shape[1], self._ignore_index())
+            with input_checks(False):  # labels are checked above; NaN logits by the guard
+                terms = [loss(logits, labels) for loss in self.losses]
+            total = torch.stack(terms).sum() / self.options.accumulation_steps
+            self.scaler.scale(total).backward()
+        return [t.detach() for t in terms]
+
+    def _ignore_index(self) -> int:
+        return int(getattr(self.losses[0], "ignore_index", 255))
+
+    def _grad_norm(self) -> torch.Tensor:
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if not params:
+            return torch.zeros((), device=self.device)
+        if self.options.grad_clip is not None:
+            return nn.utils.clip_grad_norm_(params, self.options.grad_clip, foreach=True)
+        norms = torch._foreach_norm([p.grad for p in params])  # one kernel per dtype/device
+        return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+
+    def run_step(self) -> None:
+        """One optimisation step over ``accumulation_steps`` micro-batches, without host syncs
+        (except the input checks of :meth:`_checking_inputs` steps)."""
+        opts = self.options
+        self.optimizer.zero_grad(set_to_none=True)
+        check = self._checking_inputs()
+        sums = torch.zeros(len(self.losses), device=self.device)
+        for micro in range(opts.accumulation_steps):
+            last = micro == opts.accumulation_steps - 1
+            terms = self._forward_backward(last, check and micro == 0)
+            sums += torch.stack(terms) / opts.accumulation_steps
+        self.scaler.unscale_(self.optimizer)
+        norm = self._grad_norm()
+        bad = torch.cat([~torch.isfinite(sums), (~torch.isfinite(norm)).reshape(1)])
+        if opts.amp == "fp16":
+            bad[-1] = False  # an overflowing fp16 gradient is the scaler's business (it skips)
+        bad = dist.all_reduce_sum(bad.to(torch.int32)) > 0
+        self._record_health(bad)
+        self._guarded_update(bad.any())
+        self.step_terms = dict(zip(self.names, sums, strict=True))
+        self.step_norm = norm
+
+    def _record_health(self, bad: torch.Tensor) -> None:
+        any_bad = bad.any()
+        self._bad |= bad
+        first_unset = (self._first_bad < 0) & any_bad
+        self._first_bad = torch.where(first_unset, self.iteration + 1, self._first_bad)
+        self._skipped += any_bad.long()
+
+    def _guarded_update(self, any_bad: torch.Tensor) -> None:
+        """Apply the update unless ``any_bad`` (a device flag): fused optimizers skip it on the
+        device; others need one host read."""
+        if self.optimizer.defaults.get("fused") and not self.scaler.is_enabled():
+            self.optimizer.found_inf = any_bad.float()  # read by the fused kernel
+            self.optimizer.grad_scale = None
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf, self.optimizer.grad_scale
+        elif self.scaler.is_enabled():
+            # fp16: a NaN/Inf term gives non-finite gradients, which the scaler's own check
+            # skips (on the device for fused optimizers)
+            self.scaler.step(self.optimizer)
+        elif not bool(any_bad):
+            self.optimizer.step()
+        self.scaler.update()
+
+    def check_health(self) -> int:
+        """Read the device-side guard (one host sync); stop or report skipped steps.
 
         Returns:
-            Each loss term (averaged over micro-batches), their sum ``loss`` and
-            ``num_images``.
+            The number of steps skipped since the last check.
 
         Raises:
-            NonFiniteLossError: a loss term is NaN/Inf on any rank (before the update).
+            NonFiniteError: a step was bad and ``nonfinite="stop"``.
         """
-        self.scheduler.step_to(iteration)
-        self.optimizer.zero_grad(set_to_none=True)
-        sums: dict[str, torch.Tensor] = {}
-        num_images = 0
-        for micro in range(self.accumulation_steps):
-            batch = next(data_iter)
-            images = batch["image"].to(self.device, non_blocking=True)  # (B,3,H,W)
-            labels = batch["label"].to(self.device, non_blocking=True)  # (B,H,W)
-            if self.memory_bank is not None:
-                images, labels = self.memory_bank(images, labels)
-            num_images += images.shape[0]
-            last = micro == self.accumulation_steps - 1
-            no_sync = getattr(self.ddp_model, "no_sync", None)
-            with nullcontext() if last or no_sync is None else no_sync():
-                with self._autocast():
-                    logits = self.ddp_model(images)  # (B,C,H,W)
-                logits = logits.float()  # losses always run in float32
-                terms = {loss.loss_name: loss(logits, labels) for loss in self.losses}
-                self._check_finite(terms, iteration)
-                total = sum(terms.values()) / self.accumulation_steps
-                self.scaler.scale(total).backward()
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + value.detach() / self.accumulation_steps
-        if self.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        out = {name: float(v) for name, v in sums.items()}
-        out["loss"] = sum(out.values())
-        out["num_images"] = num_images
-        return out
+        bad = self._bad.tolist()
+        if not any(bad):
+            return 0
+        first, skipped = int(self._first_bad), int(self._skipped)
+        what = [f"loss term '{n}'" for n, b in zip(self.names, bad, strict=False) if b]
+        what += ["the gradient"] if bad[-1] else []
+        self._reset_health()
+        if self.options.nonfinite == "stop":
+            raise NonFiniteError(" and ".join(what), first, self.last_checkpoint)
+        return skipped
 
-    def evaluate(self) -> dict[str, Any]:
-        """Run ``evaluate_fn`` in eval mode; update ``best.pth`` when the best metric improves."""
-        assert self.evaluate_fn is not None
-        self.model.eval()
-        try:
-            results = self.evaluate_fn(self.model)
-        finally:
-            self.model.train()
-        if self.best_metric not in results:
-            raise ValueError(
-                f"evaluation.best_metric {self.best_metric!r} is not among the evaluation "
-                f"results {sorted(k for k in results if k != 'per_class')}"
-            )
-        if results[self.best_metric] is None:
-            raise ValueError(
-                f"evaluation.best_metric {self.best_metric!r} is null in the evaluation results "
-                f"(no class groups?); set data.class_groups or use best_metric mIoU"
-            )
-        value = float(results[self.best_metric])
-        if math.isfinite(value) and (self.best is None or value > self.best["value"]):
-            self.best = {"name": self.best_metric, "value": value, "iteration": self.iteration}
-            self.save("best.pth")
-        return results
+    def parameters_finite(self) -> bool:
+        """Whether every parameter is finite (one host sync; checked before each save)."""
+        flags = [torch.isfinite(p.detach()).all() for p in self.model.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
 
     # ------------------------------------------------------------------ loop
 
     def train(self, stop_at: int | None = None) -> dict[str, Any]:
-        """Train from ``self.iteration`` to ``max_iters`` (or ``stop_at``, for tests).
+        """Train from ``self.iteration`` to ``max_iters`` (or ``stop_at``).
 
         Returns:
-            ``{"iteration", "best_metric", "last_checkpoint", "last_log"}``.
+            ``{"iteration", "last_checkpoint"}`` plus what hooks add in ``after_train``.
 
         Raises:
-            NonFiniteLossError: see :meth:`train_step`; nothing is written for that iteration.
+            NonFiniteError: see :meth:`check_health`.
+            Interrupted: SIGINT/SIGTERM (see :class:`~aucseg.engine.hooks.InterruptHook`).
         """
         end = self.max_iters if stop_at is None else min(stop_at, self.max_iters)
-        logger = TrainLogger(
-            self.work_dir,
-            self.max_iters,
-            self.iteration,
-            enabled=dist.is_main_process(),
-            tensorboard=self.tensorboard,
-            progress=self.progress,
+        self.end = end
+        self._data_iter: Iterator[dict[str, Any]] = iter(
+            self.data(self.iteration * self.options.accumulation_steps)
         )
-        consumed = self.iteration * self.accumulation_steps
-        data_iter = iter(self.loader_factory(consumed))
         self.model.train()
-        window: dict[str, float] = {}
-        count, images, tic = 0, 0, time.perf_counter()
-        last_log: dict[str, Any] = {}
+        summary: dict[str, Any] = {}
         try:
+            self._call("before_train")
             while self.iteration < end:
-                out = self.train_step(data_iter, self.iteration)
+                self._call("before_step")
+                self.run_step()
                 self.iteration += 1
-                images += out.pop("num_images")
-                count += 1
-                for k, v in out.items():
-                    window[k] = window.get(k, 0.0) + v
-                logger.advance(self.iteration)
-                if self.iteration % self.log_interval == 0 or self.iteration == end:
-                    elapsed = time.perf_counter() - tic
-                    last_log = self._log_scalars(window, count, images, elapsed)
-                    logger.log(self.iteration, last_log)
-                    window, count, images, tic = {}, 0, 0, time.perf_counter()
-                self._maybe_evaluate_and_save(logger)
+                self._call("after_step")
+            self.check_health()
         finally:
-            logger.close()
-        return {
-            "iteration": self.iteration,
-            "best_metric": self.best,
-            "last_checkpoint": self.last_checkpoint,
-            "last_log": last_log,
-        }
+            for hook in self.hooks:
+                summary.update(hook.after_train() or {})
+        return {"iteration": self.iteration, "last_checkpoint": self.last_checkpoint, **summary}
 
-    def _log_scalars(
-        self, window: dict[str, float], count: int, images: int, elapsed: float
-    ) -> dict[str, Any]:
-        scalars: dict[str, Any] = {k: v / max(count, 1) for k, v in window.items()}
-        for i, group in enumerate(self.optimizer.param_groups):
-            scalars["lr" if i == 0 else f"lr_group{i}"] = group["lr"]
-        scalars["images_per_s"] = images * dist.get_world_size() / max(elapsed, 1e-9)
-        scalars["memory_mb"] = memory_mb(self.device)
-        if self.amp == "fp16":
-            scalars["loss_scale"] = float(self.scaler.get_scale())
-        if self.memory_bank is not None and hasattr(self.memory_bank, "stats"):
-            for k, v in self.memory_bank.stats().items():
-                if isinstance(v, (int, float)):
-                    scalars[f"bank/{k}"] = v
-            self.memory_bank.reset_stats()
-        return scalars
+    def _call(self, stage: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, stage)()
 
-    def _maybe_evaluate_and_save(self, logger: TrainLogger) -> None:
-        it, final = self.iteration, self.iteration == self.max_iters
-        evaluating = self.evaluate_fn is not None and self.eval_interval > 0
-        if evaluating and (it % self.eval_interval == 0 or final):
-            results = self.evaluate()
-            scalars = {k: v for k, v in results.items() if isinstance(v, (int, float))}
-            logger.log(it, scalars, tag="val")
-        if it % self.checkpoint_interval == 0 or final:
-            names = ["last.pth"] + ([f"iter_{it:07d}.pth"] if self.keep_iter_checkpoints else [])
-            path = self.save(*names)
-            if path is not None:
-                self.last_checkpoint = path
-            dist.barrier()
+
+__all__ = [
+    "AMP_DTYPES",
+    "Interrupted",
+    "NonFiniteError",
+    "StepOptions",
+    "Trainer",
+    "get_rng_state",
+    "term_names",
+]

@@ -1,0 +1,240 @@
+"""The bodies of ``aucseg train``, ``aucseg test`` and ``aucseg predict``.
+
+Each task takes a resolved :class:`~aucseg.config.Config` and plain values, builds what it
+needs through :mod:`aucseg.engine.build` and runs it. Bad input raises
+:class:`~aucseg.errors.InputError` before any long work starts; the command line prints it.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aucseg import __version__, dist
+from aucseg.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
+from aucseg.config import save_config as write_config
+from aucseg.engine import build
+from aucseg.engine.checkpoint import (
+    check_training_checkpoint,
+    checkpoint_dir,
+    load_checkpoint_file,
+    resolve_resume_path,
+)
+from aucseg.engine.trainer import StepOptions, Trainer
+from aucseg.errors import CheckpointError, InputError
+from aucseg.fileio import check_writable_dir, remove_stale_temps
+from aucseg.models import count_parameters, load_checkpoint
+
+# Keys a resumed run cannot change, and why.
+FROZEN_ON_RESUME = {
+    "model": "the checkpoint holds this architecture's weights",
+    "data.dataset": "the run's classes come from it",
+    "data.batch_size": "the resumed data stream is counted in batches",
+    "data.sampler": "it defines the run's data order",
+    "schedule.accumulation_steps": "the resumed data stream is counted in micro-batches",
+    "runtime.seed": "it defines the run's data order and augmentation",
+    "memory_bank.enabled": "the bank's stored state belongs to the run",
+    "memory_bank.placement": "the bank's stored state belongs to the run",
+    "memory_bank.classes": "the bank's stored state belongs to the run",
+    "memory_bank.tail_classes": "the bank's stored state belongs to the run",
+    "memory_bank.memory_size": "the bank's stored state belongs to the run",
+}
+PATH_KEYS = (("data", "root"), ("data", "class_groups"), ("model", "pretrained"))
+
+
+def _lookup(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def absolute_paths(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its file and folder paths made absolute (stored runs move with them)."""
+    for section, key in PATH_KEYS:
+        value = data.get(section, {}).get(key)
+        if isinstance(value, str) and value:
+            data[section][key] = str(Path(value).expanduser().resolve())
+    source = data.get("model", {}).get("source")
+    if isinstance(source, str) and Path(source).expanduser().exists():
+        data["model"]["source"] = str(Path(source).expanduser().resolve())
+    return data
+
+
+def _existing_checkpoints(work_dir: Path) -> list[Path]:
+    folder = checkpoint_dir(work_dir)
+    return sorted(folder.glob("*.pth")) if folder.is_dir() else []
+
+
+def train_config(
+    config: str | Path | None,
+    work_dir: str | Path,
+    overrides: list[str],
+    resume: str | Path | bool | None = None,
+) -> tuple[Config, Path | None]:
+    """The config a training run uses, and the checkpoint it resumes from (or None).
+
+    Without ``resume``: ``config`` plus ``overrides``; a work dir that already holds
+    checkpoints is refused. With ``resume``: the run's stored config plus ``overrides``
+    (``config`` is not re-read); keys in :data:`FROZEN_ON_RESUME` cannot change.
+
+    Raises:
+        InputError: see above; FileNotFoundError: no config or checkpoint.
+    """
+    work_dir = Path(work_dir)
+    if not resume:
+        found = _existing_checkpoints(work_dir)
+        if found:
+            raise InputError(
+                f"work dir {work_dir} already holds checkpoints ({found[0].name}); continue that "
+                f"run with --resume, or choose a new --work-dir"
+            )
+        if config is None:
+            raise InputError("give a CONFIG (a YAML file or a shipped config name)")
+        return _resolved_absolute(load_config(config, overrides)), None
+    path = resolve_resume_path(resume, work_dir)
+    state = load_checkpoint_file(path)
+    check_training_checkpoint(state, path)
+    stored = state.get("config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path} holds no aucseg config; it cannot be resumed")
+    updated = apply_overrides(copy.deepcopy(stored), overrides)
+    cfg = config_from_dict(updated)
+    _check_frozen(stored, config_to_dict(cfg))
+    return _resolved_absolute(cfg), path
+
+
+def _resolved_absolute(cfg: Config) -> Config:
+    return config_from_dict(absolute_paths(config_to_dict(cfg)))
+
+
+def _check_frozen(stored: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, reason in FROZEN_ON_RESUME.items():
+        before = _lookup(stored, key)
+        after = _lookup(new, key)
+        if before is not None and before != after:
+            raise InputError(
+                f"--set {key} cannot change when resuming ({reason}): the run has "
+                f"{before!r}; start a new run in another --work-dir to change it"
+            )
+
+
+def _say(message: str) -> None:
+    if dist.is_main_process():
+        print(message, file=sys.stderr, flush=True)
+
+
+def _summary_line(cfg: Config, device: torch.device, model: nn.Module, sizes: dict) -> str:
+    data = ", ".join(f"{k} {v} images" for k, v in sizes.items())
+    return (
+        f"aucseg {__version__}: {cfg.model.name} ({count_parameters(model) / 1e6:.2f} M "
+        f"parameters, {cfg.model.num_classes} classes) on {device}, "
+        f"{dist.get_world_size()} process(es); dataset {cfg.data.dataset} at {cfg.data.root}: "
+        f"{data}"
+    )
+
+
+def _prepare_model(cfg: Config, device: torch.device, pretrained: bool) -> nn.Module:
+    model = build.build_model_from_config(cfg, load_pretrained=pretrained)
+    # SyncBatchNorm has no CPU kernel: CPU (gloo) runs keep per-process BatchNorm
+    if dist.is_distributed() and cfg.model.sync_bn and device.type != "cpu":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if cfg.runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _step_options(cfg: Config, device: torch.device) -> StepOptions:
+    r = cfg.runtime
+    return StepOptions(
+        device=device,
+        amp=r.amp,
+        accumulation_steps=cfg.schedule.accumulation_steps,
+        grad_clip=cfg.optimizer.grad_clip,
+        nonfinite=r.nonfinite,
+        debug=r.debug,
+        channels_last=r.channels_last,
+        find_unused_parameters=r.find_unused_parameters,
+        seed=r.seed,
+    )
+
+
+def build_trainer(cfg: Config, work_dir: Path, device: torch.device, resume: bool) -> Trainer:
+    """Everything a training run needs, wired: model, losses, data, optimizer, hooks."""
+    model = _prepare_model(cfg, device, pretrained=not resume)
+    bank, sample_transform = build.build_memory_bank(cfg, seed=cfg.runtime.seed + dist.get_rank())
+    train_set = build.build_train_dataset(cfg, sample_transform)
+    sizes = {"train": len(train_set)}
+    evaluate_fn = None
+    if cfg.evaluation.interval > 0:
+        val_set = build.build_val_dataset(cfg)
+        sizes["val"] = len(val_set)
+        evaluate_fn = build.build_evaluate_fn(cfg, val_set, device)
+    losses, notes = build.build_losses(cfg)
+    optimizer = build.build_optimizer(cfg, model)
+    scheduler = build.build_scheduler(cfg, optimizer)
+    groups = [g.get("group", f"group{i}") for i, g in enumerate(optimizer.param_groups)]
+    hooks, _ = build.build_hooks(cfg, work_dir, scheduler, groups, evaluate_fn, bank)
+    step_model = torch.compile(model) if cfg.runtime.compile else model
+    trainer = Trainer(
+        step_model,
+        [loss.to(device) for loss in losses],
+        optimizer,
+        lambda consumed: build.build_train_loader(cfg, train_set, consumed),
+        cfg.schedule.max_iters,
+        _step_options(cfg, device),
+        memory_bank=bank,
+        hooks=hooks,
+    )
+    trainer.model = model  # checkpoints hold the plain module's weights
+    trainer.config = config_to_dict(cfg)
+    _say(_summary_line(cfg, device, model, sizes) + f"; work dir {work_dir}")
+    for note in notes[:1] if len(notes) == 1 else notes:
+        _say(f"note: {note}")
+    return trainer
+
+
+def train(cfg: Config, work_dir: str | Path, resume_from: Path | None = None) -> dict[str, Any]:
+    """Train as ``aucseg train`` (DDP under torchrun), from ``resume_from`` when given.
+
+    Returns:
+        The trainer's summary (``iteration``, ``best_metric``, ``last_checkpoint``, ...).
+    """
+    work_dir = check_writable_dir(Path(work_dir).resolve(), "--work-dir")
+    dist.init_distributed()
+    try:
+        device = build.resolve_device(cfg.runtime.device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.seed_everything(cfg.runtime.seed)
+        if dist.is_main_process():
+            remove_stale_temps(checkpoint_dir(work_dir))
+            write_config(cfg, work_dir / "config.yaml")
+        trainer = build_trainer(cfg, work_dir, device, resume=resume_from is not None)
+        if resume_from is not None:
+            load_training_state(trainer, resume_from)
+        return trainer.train()
+    finally:
+        dist.cleanup()
+
+
+def load_training_state(trainer: Trainer, path: Path) -> None:
+    """Resume ``trainer`` from ``path``; a checkpoint of another model is one clear error."""
+    state = load_checkpoint_file(path, map_location="cpu")
+    check_training_checkpoint(state, path)
+    try:
+        trainer.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise CheckpointError(
+            f"cannot resume from {path}: it does not fit this run's model or optimizer "
+            f"({first}); resume with the run's own last.pth"
+        ) from None
+    trainer.last_checkpoint = path
+
