@@ -48,7 +48,11 @@ def shard(rank: int, world_size: int, batch: int) -> slice:
 
 
 def run(out_dir: Path) -> None:
-    """Compute every variant with sync=True on the local shard and save values and gradients."""
+    """Compute every variant with sync on, on the local shard, and save values and gradients.
+
+    The variants switch sync on by attribute; the DDP step passes ``sync=True`` to the
+    constructor, so both ways are checked against the global batch.
+    """
     dist.init_distributed("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     logits, target, images = make_global_batch()
@@ -56,7 +60,9 @@ def run(out_dir: Path) -> None:
     results: dict[str, torch.Tensor] = {}
     for key, (name, kwargs) in VARIANTS.items():
         z = logits[part].clone().requires_grad_()
-        loss = build_loss(name, NUM_CLASSES, sync=True, **kwargs)(z, target[part])
+        loss_fn = build_loss(name, NUM_CLASSES, **kwargs)
+        loss_fn.sync = True  # switched on after construction, as the engine does
+        loss = loss_fn(z, target[part])
         loss.backward()
         results[f"{key}_loss"] = loss.detach()
         results[f"{key}_grad"] = z.grad

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aucseg.losses import auc_loss
+from aucseg.losses import _column_stats, _pairwise, auc_loss
 
 IGNORE = 255
 
@@ -151,8 +151,6 @@ def test_gradcheck_float64(surrogate: str, transform: str, form: str) -> None:
 @pytest.mark.parametrize("surrogate", ["square", "hinge"])
 def test_chunked_pass_matches_single_chunk(monkeypatch: pytest.MonkeyPatch, surrogate: str) -> None:
     """Small chunks (class blocks, or split rows) give the same loss and gradient."""
-    from aucseg.losses import _column_stats, _pairwise
-
     gen = torch.Generator().manual_seed(2)
     logits = torch.randn(3, 6, 7, 9, generator=gen)
     target = torch.randint(0, 6, (3, 7, 9), generator=gen)

@@ -5,6 +5,8 @@ Example:
     >>> auc = SquareAUCLoss(num_classes=150, loss_weight=4.0)
     >>> ce = build_loss("cross_entropy", num_classes=150)
     >>> loss = auc(logits, target) + ce(logits, target)  # doctest: +SKIP
+    >>> with input_checks(False):  # steady-state steps: no host sync from the value checks
+    ...     loss = auc(logits, target)  # doctest: +SKIP
 """
 
 from aucseg.losses.auc import AUCLoss, ExpAUCLoss, HingeAUCLoss, SquareAUCLoss
@@ -16,8 +18,13 @@ from aucseg.losses.functional import (
     hinge_auc_loss,
     square_auc_loss,
 )
-from aucseg.losses.registry import LOSSES, build_loss
-from aucseg.losses.validation import validate_inputs
+from aucseg.losses.registry import LOSSES, build_loss, loss_options
+from aucseg.losses.validation import (
+    input_checks,
+    input_checks_enabled,
+    set_input_checks,
+    validate_inputs,
+)
 
 __all__ = [
     "LOSSES",
@@ -31,6 +38,10 @@ __all__ = [
     "cross_entropy_loss",
     "exp_auc_loss",
     "hinge_auc_loss",
+    "input_checks",
+    "input_checks_enabled",
+    "loss_options",
+    "set_input_checks",
     "square_auc_loss",
     "validate_inputs",
 ]

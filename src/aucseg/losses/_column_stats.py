@@ -39,7 +39,7 @@ def _chunks(shape: torch.Size, device: torch.device) -> Iterator[tuple[int, slic
     batch, num_classes, length = shape
     budget = _chunk_budget(batch * num_classes * length, device)
     rows = max(1, budget // max(1, length))
-    cols = min(length, budget) if rows == 1 else length
+    cols = max(1, min(length, budget) if rows == 1 else length)  # >= 1: L may be 0
     for b in range(batch):
         for c0 in range(0, num_classes, rows):
             for p0 in range(0, length, cols):

@@ -76,14 +76,15 @@ class PairwiseHinge(torch.autograd.Function):
         grad = torch.empty_like(logits)
         for c0 in range(0, num_classes, rows):
             cls = slice(c0, min(c0 + rows, num_classes))
-            s = logits[:, cls].to(acc).sigmoid().transpose(0, 1).reshape(-1, pixels)  # (c, P)
+            c = cls.stop - cls.start  # explicit sizes in reshapes: P may be 0
+            s = logits[:, cls].to(acc).sigmoid().transpose(0, 1).reshape(c, pixels)  # (c, P)
             classes = torch.arange(cls.start, cls.stop, device=logits.device).unsqueeze(1)
             is_pos = flat_labels == classes  # (c, P)
             block_beta = torch.where(is_pos, 0.0, flat_beta * neg_scale[cls, None])
             loss, g = _block_loss_and_grad(s, is_pos, block_beta, inv_n[cls], gamma)
             total = total + loss
             g = torch.ops.aten.sigmoid_backward(g * factor, s)  # (c, P)
-            grad[:, cls] = g.reshape(-1, batch, length).transpose(0, 1)
+            grad[:, cls] = g.reshape(c, batch, length).transpose(0, 1)
         ctx.save_for_backward(grad)
         return factor * total
 

@@ -14,15 +14,17 @@ hinge is computed exactly by sorting each class column (O(M log M) per class, in
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from aucseg import dist
+from aucseg.errors import InputError
 from aucseg.losses._column_stats import NUM_PSI, AllReduceSum, ColumnStats
 from aucseg.losses._pairwise import PairwiseHinge
-from aucseg.losses.validation import validate_inputs
+from aucseg.losses.validation import HingeForm, Surrogate, Transform, check_options, validate_inputs
 
 __all__ = [
     "auc_loss",
@@ -31,44 +33,6 @@ __all__ = [
     "hinge_auc_loss",
     "square_auc_loss",
 ]
-
-Surrogate = Literal["square", "exp", "hinge"]
-Transform = Literal["ovo", "ova"]
-HingeForm = Literal["pairwise", "official"]
-
-SURROGATES = ("square", "exp", "hinge")
-TRANSFORMS = ("ovo", "ova")
-HINGE_FORMS = ("pairwise", "official")
-
-
-def check_options(surrogate: str, transform: str, form: str, gamma: float, sync: bool) -> None:
-    """Validate the loss options.
-
-    Raises:
-        ValueError: Unknown surrogate/transform/form, non-positive or non-finite gamma, or
-            ``sync=True`` with the pairwise hinge (which has no exact per-class statistics).
-        TypeError: ``gamma`` not a real number or ``sync`` not a bool.
-    """
-    if surrogate not in SURROGATES:
-        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
-    if transform not in TRANSFORMS:
-        raise ValueError(
-            f"transform must be 'ovo' (one-vs-one) or 'ova' (one-vs-all), got {transform!r}"
-        )
-    if form not in HINGE_FORMS:
-        raise ValueError(f"form must be one of {HINGE_FORMS}, got {form!r}")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-        raise TypeError(f"gamma must be a real number, got {type(gamma).__name__} {gamma!r}")
-    if not (gamma > 0 and gamma < float("inf")):
-        raise ValueError(f"gamma (the margin) must be finite and > 0, got {gamma}; default 1.0")
-    if not isinstance(sync, bool):
-        raise TypeError(f"sync must be True or False, got {sync!r}")
-    if sync and surrogate == "hinge" and form == "pairwise":
-        raise ValueError(
-            "sync=True cannot be exact for the pairwise hinge: max(0, .) over pairs does not "
-            "reduce to per-class sums that processes can add. Use sync=False (local batch), or "
-            "form='official', square or exp, which are exact across processes"
-        )
 
 
 def _acc_dtype(logits: torch.Tensor) -> torch.dtype:
@@ -84,7 +48,7 @@ def _labels_and_counts(
     Shape:
         target (B, *S) -> labels (B, L) int64, valid (B, L) bool, counts (C,) int64.
     """
-    flat = target.reshape(target.shape[0], -1)
+    flat = target.reshape(target.shape[0], math.prod(target.shape[1:]))  # explicit: B may be 0
     valid = flat != ignore_index
     labels = torch.where(valid, flat, torch.zeros_like(flat)).long()
     counts = torch.zeros(num_classes, dtype=torch.long, device=target.device)
@@ -211,7 +175,7 @@ def _separable_auc_loss(
     n = counts.to(acc)
     inv_n = _safe_reciprocal(n)
     weights = _negative_weights(labels, valid, inv_n, transform)
-    z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
+    z = logits.reshape(labels.shape[0], num_classes, labels.shape[1])  # (B, C, L)
     column, scores = ColumnStats.apply(z, labels, weights, surrogate, gamma)  # (K_psi, C), (B, L)
     pos, own = _label_column_sums(scores, labels, valid, weights, surrogate, gamma, num_classes)
     stats = torch.cat([column.t(), pos, own], dim=1)  # (C, 2 K_psi + K_phi)
@@ -240,7 +204,7 @@ def _pairwise_hinge_loss(
     neg_scale, _, factor = _normalisation(transform, n)
     beta = _negative_weights(labels, valid, inv_n, transform)
     labels = torch.where(valid, labels, torch.full_like(labels, -1))  # ignored: never positive
-    z = logits.reshape(logits.shape[0], num_classes, -1)  # (B, C, L)
+    z = logits.reshape(labels.shape[0], num_classes, labels.shape[1])  # (B, C, L)
     return PairwiseHinge.apply(z, labels, beta, neg_scale, inv_n, factor, gamma)
 
 
@@ -276,15 +240,16 @@ def auc_loss(
         classes are present.
 
     Raises:
-        TypeError, ValueError: See :func:`validate_inputs` and :func:`check_options`.
+        TypeError, InputError: See :func:`validate_inputs` and :func:`check_options`; fewer
+            than 2 channels.
 
     Shape:
         logits (B, C, H, W), target (B, H, W).
     """
-    check_options(surrogate, transform, form, gamma, sync)
+    check_options(surrogate, transform, gamma, form, sync)
     validate_inputs(logits, target, None, ignore_index)
     if logits.shape[1] < 2:
-        raise ValueError(
+        raise InputError(
             f"AUC losses need at least 2 classes, got logits with {logits.shape[1]} channel(s)"
         )
     return compute_auc_loss(logits, target, surrogate, gamma, transform, ignore_index, sync, form)
@@ -297,10 +262,13 @@ def compute_auc_loss(
     gamma: float,
     transform: str,
     ignore_index: int,
-    sync: bool,
-    form: str,
+    sync: bool = False,
+    form: str = "pairwise",
 ) -> torch.Tensor:
-    """:func:`auc_loss` without the option and input checks (callers have done them)."""
+    """:func:`auc_loss` without the option and input checks (callers have done them).
+
+    ``form`` is read only for the hinge surrogate.
+    """
     if surrogate == "hinge" and form == "pairwise":
         return _pairwise_hinge_loss(logits, target, float(gamma), transform, ignore_index)
     return _separable_auc_loss(
@@ -308,65 +276,16 @@ def compute_auc_loss(
     )
 
 
-def square_auc_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    gamma: float = 1.0,
-    transform: Transform = "ovo",
-    ignore_index: int = 255,
-    sync: bool = False,
-) -> torch.Tensor:
-    """Square AUC loss: ½ mean over class pairs of mean_pairs (gamma - (p_pos - p_neg))^2.
-
-    See :func:`auc_loss` for arguments, returns and shapes.
-    """
-    return auc_loss(
-        logits, target, "square", gamma=gamma, transform=transform,
-        ignore_index=ignore_index, sync=sync,
-    )  # fmt: skip
-
-
-def exp_auc_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    gamma: float = 1.0,
-    transform: Transform = "ovo",
-    ignore_index: int = 255,
-    sync: bool = False,
-) -> torch.Tensor:
-    """Exponential AUC loss: mean over class pairs of mean_pairs exp(-gamma (p_pos - p_neg)).
-
-    See :func:`auc_loss` for arguments, returns and shapes.
-    """
-    return auc_loss(
-        logits, target, "exp", gamma=gamma, transform=transform,
-        ignore_index=ignore_index, sync=sync,
-    )  # fmt: skip
-
-
-def hinge_auc_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    gamma: float = 1.0,
-    transform: Transform = "ovo",
-    ignore_index: int = 255,
-    sync: bool = False,
-    form: HingeForm = "pairwise",
-) -> torch.Tensor:
-    """Hinge AUC loss.
-
-    ``form="pairwise"``: mean over class pairs of mean_pairs max(0, gamma - (p_pos - p_neg)),
-    exact, by sorting (no sync support). ``form="official"``: the reference code's linear
-    formula with the extra 1/N_i on the negative term (spec §2.3), for reproducing its numbers.
-    See :func:`auc_loss` for the other arguments.
-    """
-    return auc_loss(
-        logits, target, "hinge", gamma=gamma, transform=transform,
-        ignore_index=ignore_index, sync=sync, form=form,
-    )  # fmt: skip
+# Shorthands with the surrogate bound; every other option is :func:`auc_loss`'s (keywords).
+square_auc_loss = partial(auc_loss, surrogate="square")
+square_auc_loss.__doc__ = "auc_loss(logits, target, surrogate='square', ...): ½ (gamma - d)^2."
+exp_auc_loss = partial(auc_loss, surrogate="exp")
+exp_auc_loss.__doc__ = "auc_loss(logits, target, surrogate='exp', ...): exp(-gamma d)."
+hinge_auc_loss = partial(auc_loss, surrogate="hinge")
+hinge_auc_loss.__doc__ = (
+    "auc_loss(logits, target, surrogate='hinge', ...): max(0, gamma - d) (form='pairwise') or "
+    "the official linear formula (form='official')."
+)
 
 
 def cross_entropy_loss(

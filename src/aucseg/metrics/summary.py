@@ -5,31 +5,22 @@ reads) holds percentages with NaN replaced by ``None``::
 
     {"aAcc", "mIoU", "mAcc", "mIoU_head", "mIoU_middle", "mIoU_tail", "AUC",
      "groups": {"head": [ids], ...} | None,
-     "per_class": [{"name", "iou", "acc", "group"}, ...]}
+     "per_class": [{"name", "iou", "acc", "group"}, ...],
+     "provenance": {...}}  # optional, see aucseg.metrics.results_json
+
+Tables and plots take the class names from the ``per_class`` rows, so a custom dataset's own
+names appear without further arguments.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-
-import numpy as np
 
 from aucseg.metrics.confusion import ConfusionMatrix, _nanmean
+from aucseg.metrics.results_json import SUMMARY_KEYS
 
 GROUP_NAMES: tuple[str, ...] = ("head", "middle", "tail")
-SUMMARY_KEYS: tuple[str, ...] = (
-    "aAcc",
-    "mIoU",
-    "mAcc",
-    "mIoU_head",
-    "mIoU_middle",
-    "mIoU_tail",
-    "AUC",
-)
-REQUIRED_KEYS: tuple[str, ...] = ("aAcc", "mIoU", "mAcc", "per_class")
 
 
 def _percent(value: float | None) -> float | None:
@@ -116,64 +107,6 @@ def summarize(
     return results
 
 
-def _json_safe(value: object) -> object:
-    """Recursively convert numpy/torch scalars and arrays to JSON types, NaN/inf to ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (bool, int, str)) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to a metrics JSON file")
-
-
-def write_metrics_json(path: str | Path, results: Mapping) -> Path:
-    """Write ``results`` as indented JSON (NaN -> null), creating parent folders.
-
-    Returns:
-        The path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(results), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
-
-
-def load_metrics_json(path: str | Path) -> dict:
-    """Read a metrics file written by :func:`write_metrics_json` (e.g. by ``aucseg test``).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: not JSON, or a required key (aAcc, mIoU, mAcc, per_class) is missing.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"metrics file {str(path)!r} not found; write one with 'aucseg test ... --out FILE'"
-        )
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from err
-    if not isinstance(results, dict):
-        raise ValueError(f"{str(path)!r} holds a {type(results).__name__}, expected an object")
-    missing = [k for k in REQUIRED_KEYS if k not in results]
-    if missing:
-        raise ValueError(
-            f"{str(path)!r} lacks the keys {missing}; expected a file written by 'aucseg test'"
-        )
-    return results
-
-
 def _fmt(value: float | None, width: int = 7) -> str:
     return f"{value:{width}.2f}" if value is not None else f"{'-':>{width}}"
 
@@ -184,22 +117,36 @@ def _summary_rows(results: Mapping) -> list[tuple[str, float | None]]:
     return [(k, results.get(k)) for k in keys]
 
 
+def _provenance_line(provenance: Mapping) -> str | None:
+    """``checkpoint=... iteration=... split=...`` from the provenance keys that are set."""
+    keys = ("checkpoint", "iteration", "split", "mode", "tta")
+    parts = [f"{k}={provenance[k]}" for k in keys if provenance.get(k) is not None]
+    return "  ".join(parts) or None
+
+
 def format_table(results: Mapping) -> str:
     """Console table: the summary metrics, then IoU / Acc per class (``-`` = not present).
+
+    Args:
+        results: results dict; the class column shows the ``name`` of each ``per_class`` row.
 
     Returns:
         Multi-line string (no trailing newline).
     """
     lines = ["  ".join(f"{k}={_fmt(v, 0).strip()}" for k, v in _summary_rows(results))]
+    source = _provenance_line(results.get("provenance") or {})
+    if source:
+        lines.append(source)
     if results.get("mIoU_head") is None and not results.get("groups"):
         lines.append("(no class groups given: head/middle/tail mIoU not reported)")
     per_class = results.get("per_class", [])
-    width = max([len("class"), *(len(str(r["name"])) for r in per_class)])
+    names = [str(r["name"]) for r in per_class]
+    width = max([len("class"), *(len(n) for n in names)])
     lines.append(f"{'class':<{width}}  {'group':<6}  {'IoU':>7}  {'Acc':>7}")
     lines.append("-" * (width + 26))
-    for row in per_class:
+    for name, row in zip(names, per_class, strict=True):
         group = row.get("group") or "-"
-        lines.append(f"{row['name']:<{width}}  {group:<6}  {_fmt(row['iou'])}  {_fmt(row['acc'])}")
+        lines.append(f"{name:<{width}}  {group:<6}  {_fmt(row['iou'])}  {_fmt(row['acc'])}")
     return "\n".join(lines)
 
 
@@ -224,16 +171,17 @@ def compare_results(a: Mapping, b: Mapping, labels: tuple[str, str] = ("A", "B")
         va, vb = a.get(k), b.get(k)
         lines.append(f"{k:<12}  {_fmt(va, 9)}  {_fmt(vb, 9)}  {_delta(va, vb)}")
     rows_a, rows_b = a.get("per_class", []), b.get("per_class", [])
-    if [r["name"] for r in rows_a] != [r["name"] for r in rows_b]:
+    names = [str(r["name"]) for r in rows_a]
+    if names != [str(r["name"]) for r in rows_b]:
         lines.append("(per-class rows not compared: the two files have different class lists)")
         return "\n".join(lines)
-    width = max([len("class"), *(len(str(r["name"])) for r in rows_a)])
+    width = max([len("class"), *(len(n) for n in names)])
     lines += ["", f"{'class':<{width}}  {'group':<6}  {la:>9}  {lb:>9}  {'delta':>7}"]
     lines.append("-" * (width + 39))
-    for ra, rb in zip(rows_a, rows_b, strict=True):
+    for name, ra, rb in zip(names, rows_a, rows_b, strict=True):
         group = ra.get("group") or rb.get("group") or "-"
         lines.append(
-            f"{ra['name']:<{width}}  {group:<6}  {_fmt(ra['iou'], 9)}  {_fmt(rb['iou'], 9)}  "
+            f"{name:<{width}}  {group:<6}  {_fmt(ra['iou'], 9)}  {_fmt(rb['iou'], 9)}  "
             f"{_delta(ra['iou'], rb['iou'])}"
         )
     return "\n".join(lines)
