@@ -13,13 +13,21 @@ import sys
 from collections.abc import Sequence
 
 from aucseg import __version__
+from aucseg.errors import InputError, Interrupted, NonFiniteError
 
 # name -> (module, one-line description). Each module defines add_arguments() and run().
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("aucseg.commands.train", "train a model from a YAML config (torchrun-aware)"),
     "test": ("aucseg.commands.test", "evaluate a checkpoint: mIoU, per-class and group reports"),
     "predict": ("aucseg.commands.predict", "write colour masks and overlays for images"),
-    "compare": ("aucseg.commands.compare", "compare two metric files side by side (table + PNG)"),
+    "compare": (
+        "aucseg.commands.compare",
+        "mean ± std of result files per method label (table, JSON, PNG)",
+    ),
+    "sweep": ("aucseg.commands.sweep", "train and test configs x seeds, then compare them"),
+    "configs": ("aucseg.commands.configs", "list the shipped configs"),
+    "config": ("aucseg.commands.config", "print a config resolved with every default"),
+    "models": ("aucseg.commands.models", "list the registered models with parameter counts"),
     "demo": ("aucseg.commands.demo", "CE vs AUCSeg on generated long-tail scenes, with a report"),
     "convert": ("aucseg.commands.convert", "rewrite a checkpoint as a clean aucseg file"),
     "convert-labels": (
@@ -57,12 +65,38 @@ def build_command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     return parser, module
 
 
+def _one_line(exc: BaseException) -> str:
+    """The user-facing line of ``exc``; an error re-raised from a DataLoader worker is
+    unwrapped to the original message (the worker's traceback is dropped)."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        last = lines[-1] if lines else text
+        text = last.split(": ", 1)[1] if ": " in last and not last.startswith(" ") else last
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return " ".join(text.split())
+
+
+def _resume_hint(exc: Interrupted) -> str:
+    work_dir = exc.checkpoint.parent.parent if exc.checkpoint else None
+    where = f"--work-dir {work_dir} " if work_dir else ""
+    return f"interrupted at iteration {exc.iteration}; resume with: aucseg train {where}--resume"
+
+
+def _worker_error(exc: BaseException) -> bool:
+    return "Original Traceback" in str(exc) and any(
+        f"{name}:" in str(exc) for name in ("InputError", "CheckpointError", "FileNotFoundError")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aucseg`` console script. Returns the process exit code.
 
-    A command that raises ``ValueError``/``TypeError``/``FileNotFoundError`` (bad input) prints
-    ``aucseg COMMAND: error: ...`` on stderr and returns 2; set ``AUCSEG_DEBUG=1`` for the
-    traceback.
+    The one place that turns errors into exit codes: bad input (:class:`InputError`, a missing
+    file, an OS error such as a full disk) prints ``aucseg COMMAND: error: ...`` and returns 2;
+    a diverged run returns 1; SIGINT/SIGTERM return 130/143 with the resume command. Anything
+    else is a bug and keeps its traceback. ``AUCSEG_DEBUG=1`` shows every traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
@@ -72,13 +106,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = top.parse_args(argv[:1] if argv[0] not in ("-h", "--help", "--version") else argv)
     parser, module = build_command_parser(ns.command)
     args = parser.parse_args(argv[1:])
+    debug = bool(os.environ.get("AUCSEG_DEBUG"))
     try:
         return int(module.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        # Bad input (files, values, config) is reported as one line; AUCSEG_DEBUG=1 re-raises.
-        if os.environ.get("AUCSEG_DEBUG"):
+    except Interrupted as exc:
+        print(f"aucseg {ns.command}: {_resume_hint(exc)}", file=sys.stderr)
+        return 128 + exc.signum
+    except NonFiniteError as exc:
+        if debug:
             raise
-        print(f"aucseg {ns.command}: error: {exc}", file=sys.stderr)
+        print(f"aucseg {ns.command}: {exc}", file=sys.stderr)
+        return 1
+    except (InputError, OSError) as exc:
+        if debug:
+            raise
+        print(f"aucseg {ns.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug or not _worker_error(exc):
+            raise
+        print(f"aucseg {ns.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 

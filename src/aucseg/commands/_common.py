@@ -1,12 +1,8 @@
-"""Argument helpers shared by the train/test/predict commands."""
+"""Argument helpers shared by the commands that read a config."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-
-from aucseg.config import Config, load_config
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
@@ -23,15 +19,21 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def fail(command: str, exc: BaseException) -> int:
-    """Print ``aucseg COMMAND: error: ...`` on stderr and return exit code 2."""
-    print(f"aucseg {command}: error: {exc}", file=sys.stderr)
-    return 2
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--no-progress`` (runtime.device / runtime.progress)."""
+    parser.add_argument(
+        "--device", default=None, help="auto (default), cpu, cuda or cuda:N (runtime.device)"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (runtime.progress=false)"
+    )
 
 
-def load(command: str, path: str | Path, overrides: list[str]) -> Config | int:
-    """Load and validate a config; on a bad file/key/value return an exit code instead."""
-    try:
-        return load_config(path, overrides)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        return fail(command, exc)
+def runtime_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus those implied by ``--device`` / ``--no-progress`` (they win)."""
+    overrides = list(getattr(args, "overrides", []))
+    if getattr(args, "device", None):
+        overrides.append(f"runtime.device={args.device}")
+    if getattr(args, "no_progress", False):
+        overrides.append("runtime.progress=false")
+    return overrides

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from aucseg.commands._common import fail
 from aucseg.data.convert import convert_cityscapes, convert_coco_stuff164k
+from aucseg.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,16 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Convert the labels and print how many files were written; 2 on a usage/data error."""
+    if args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    if args.dataset != "cityscapes" and args.source != "labelIds":
+        raise InputError("--source applies to Cityscapes only; drop it for coco_stuff164k")
     try:
-        if args.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {args.workers}")
         if args.dataset == "cityscapes":
             n = convert_cityscapes(args.root, args.source, args.overwrite, args.workers)
         else:
-            if args.source != "labelIds":
-                raise ValueError("--source applies to Cityscapes only; drop it for coco_stuff164k")
             n = convert_coco_stuff164k(args.root, args.out_dir, args.overwrite, args.workers)
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        return fail("convert-labels", err)
+    except (ValueError, ImportError) as err:  # the converters' messages name the fix
+        raise InputError(str(err)) from err
     print(f"wrote {n} train-id label files")
     return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from aucseg.commands._common import add_set_argument, fail
+from aucseg.apps.demo import RUNS, run_demo
+from aucseg.commands._common import add_set_argument
+from aucseg.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the two runs' headline numbers."""
-    from aucseg.engine.demo import RUNS, run_demo
-
     if args.iterations is not None and args.iterations < 1:
-        return fail("demo", ValueError(f"--iterations must be >= 1, got {args.iterations}"))
+        raise InputError(f"--iterations must be >= 1, got {args.iterations}")
     out = run_demo(
         args.out,
         iterations=args.iterations,

@@ -1,7 +1,8 @@
-"""Training engine: optimizer and schedule, checkpoints, logging, the train loop and builders.
+"""Training engine: the train loop and its hooks, optimizer and schedule, checkpoints,
+logging, evaluation and inference, the builders and the task bodies.
 
-``build`` maps a :class:`aucseg.config.Config` onto the plain-valued pieces below; every other
-module takes plain values only.
+``build`` maps a :class:`aucseg.config.Config` onto the plain-valued pieces; ``tasks`` holds
+the bodies of ``train``/``test``/``predict``; every other module takes plain values only.
 """
 
 from aucseg.engine.checkpoint import (
@@ -16,19 +17,11 @@ from aucseg.engine.checkpoint import (
 from aucseg.engine.logger import TrainLogger
 from aucseg.engine.optim import build_adamw, build_param_groups, official_custom_keys
 from aucseg.engine.schedule import PolyWarmupScheduler, poly_warmup_lr
-from aucseg.engine.trainer import (
-    NonFiniteLossError,
-    ResumableSampler,
-    SeededSamples,
-    Trainer,
-    make_train_loader,
-)
+from aucseg.engine.trainer import StepOptions, Trainer
 
 __all__ = [
-    "NonFiniteLossError",
     "PolyWarmupScheduler",
-    "ResumableSampler",
-    "SeededSamples",
+    "StepOptions",
     "TrainLogger",
     "Trainer",
     "build_adamw",
@@ -37,7 +30,6 @@ __all__ = [
     "get_rng_state",
     "load_checkpoint_file",
     "make_checkpoint",
-    "make_train_loader",
     "official_custom_keys",
     "poly_warmup_lr",
     "resolve_resume_path",

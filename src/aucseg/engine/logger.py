@@ -89,7 +89,9 @@ class TrainLogger:
         if self._tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.work_dir / "tensorboard"), purge_step=iteration + 1)
+            self._writer = SummaryWriter(
+                str(self.work_dir / "tensorboard"), purge_step=iteration + 1
+            )
         if self._progress and sys.stderr.isatty():  # no cursor codes in redirected logs
             self._bar = tqdm(
                 total=self._max_iters, initial=iteration, desc="train", dynamic_ncols=True

@@ -28,7 +28,8 @@ from aucseg.engine.checkpoint import (
 from aucseg.engine.trainer import StepOptions, Trainer
 from aucseg.errors import CheckpointError, InputError
 from aucseg.fileio import check_writable_dir, remove_stale_temps
-from aucseg.models import count_parameters, load_checkpoint
+from aucseg.metrics import format_table, plot_per_class, write_metrics_json
+from aucseg.models import count_parameters, load_checkpoint, read_checkpoint
 
 # Keys a resumed run cannot change, and why.
 FROZEN_ON_RESUME = {
@@ -238,3 +239,116 @@ def load_training_state(trainer: Trainer, path: Path) -> None:
         ) from None
     trainer.last_checkpoint = path
 
+
+# ----------------------------------------------------------------------------- inference
+
+
+def config_from_checkpoint(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """The resolved config stored in an aucseg checkpoint, with ``overrides`` applied.
+
+    Raises:
+        CheckpointError: unreadable, or holds no config (e.g. an official MMSegmentation file).
+    """
+    state = load_checkpoint_file(path)
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(
+            f"{path} holds no aucseg config (official MMSegmentation checkpoints do not); "
+            f"pass --config CONFIG"
+        )
+    return config_from_dict(apply_overrides(copy.deepcopy(state["config"]), overrides or []))
+
+
+def inference_config(
+    config: str | Path | None, checkpoint: str | Path, overrides: list[str]
+) -> Config:
+    """``config`` plus ``overrides``, or the checkpoint's own config when ``config`` is None."""
+    if config is not None:
+        return load_config(config, overrides)
+    return config_from_checkpoint(checkpoint, overrides)
+
+
+def load_model_for_inference(
+    cfg: Config, checkpoint: str | Path, device: torch.device
+) -> tuple[nn.Module, int | None]:
+    """``cfg``'s model with ``checkpoint`` loaded strictly, in eval mode, and its iteration."""
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    model = build.build_model_from_config(cfg, load_pretrained=False)
+    load_checkpoint(model, checkpoint, strict=True)
+    model = model.to(device).eval()
+    if cfg.runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    iteration = read_checkpoint(checkpoint)[2].get("iteration")
+    return model, int(iteration) if isinstance(iteration, (int, float)) else None
+
+
+def _output_paths(out: str | Path | None, plot: str | Path | None, show_dir: str | Path | None):
+    for path, what in ((out, "--out"), (plot, "--plot")):
+        if path is not None:
+            if Path(path).is_dir():
+                raise InputError(f"{what} {path} is a directory; give a file name")
+            check_writable_dir(Path(path).resolve().parent, what)
+    if show_dir is not None:
+        check_writable_dir(show_dir, "--show-dir")
+
+
+def provenance(
+    cfg: Config, checkpoint: str | Path, iteration: int | None, split: str, **extra: Any
+) -> dict[str, Any]:
+    """Where a result comes from: checkpoint, iteration, config, split, mode, versions."""
+    return {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "iteration": iteration,
+        "split": split,
+        "aucseg_version": __version__,
+        "class_ids": list(range(cfg.model.num_classes)),
+        "seed": cfg.runtime.seed,
+        "model": cfg.model.name,
+        **extra,
+    }
+
+
+def test(
+    cfg: Config,
+    checkpoint: str | Path,
+    mode: str | None = None,
+    tta: bool = False,
+    out: str | Path | None = None,
+    show_dir: str | Path | None = None,
+    plot: str | Path | None = None,
+    split: str | None = None,
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` as ``aucseg test``: print the table, write JSON and plot.
+
+    Output locations are checked writable before the evaluation starts.
+
+    Returns:
+        The metrics dict (with ``provenance``).
+    """
+    _output_paths(out, plot, show_dir)
+    dist.init_distributed()
+    try:
+        device = build.resolve_device(cfg.runtime.device)
+        model, iteration = load_model_for_inference(cfg, checkpoint, device)
+        split = split or cfg.data.val_split
+        dataset = build.build_val_dataset(cfg, split)
+        results = build.build_evaluate_fn(cfg, dataset, device, mode, tta, show_dir)(model)
+        window = build.inference_window(cfg, mode)
+        results["provenance"] = provenance(
+            cfg, checkpoint, iteration, split, mode=window["mode"], tta=tta, label=label,
+            config=config_to_dict(cfg),
+        )  # fmt: skip
+        if dist.is_main_process():
+            print(format_table(results))
+            for path, writer in ((out, write_metrics_json), (plot, None)):
+                if path is None:
+                    continue
+                if writer is None:
+                    plot_per_class(results, path, order=build.frequency_order(cfg))
+                else:
+                    writer(path, results)
+                print(f"wrote {path}")
+        return results
+    finally:
+        dist.cleanup()

@@ -27,31 +27,10 @@ from torch import nn
 from aucseg import dist
 from aucseg.data.samplers import sample_seed
 from aucseg.engine.checkpoint import get_rng_state, make_checkpoint, set_rng_state
-from aucseg.errors import InputError
+from aucseg.errors import InputError, Interrupted, NonFiniteError
 from aucseg.losses.validation import input_checks
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class NonFiniteError(RuntimeError):
-    """A loss term or the gradient became NaN/Inf; the run stopped before any bad update."""
-
-    def __init__(self, what: str, iteration: int, checkpoint: Path | None) -> None:
-        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint yet"
-        super().__init__(
-            f"{what} became non-finite at iteration {iteration}; training stopped without "
-            f"applying it ({kept}). Lower optimizer.lr, set optimizer.grad_clip, use "
-            f"runtime.amp=none or bf16, or set runtime.nonfinite=skip"
-        )
-        self.what, self.iteration = what, iteration
-
-
-class Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """SIGINT/SIGTERM stopped the run after ``iteration``; ``last.pth`` holds that state."""
-
-    def __init__(self, iteration: int, signum: int, checkpoint: Path | None) -> None:
-        super().__init__(f"interrupted at iteration {iteration}")
-        self.iteration, self.signum, self.checkpoint = iteration, signum, checkpoint
 
 
 @dataclass
@@ -229,7 +208,9 @@ class Trainer:
         return opts.debug or self.iteration == self.start_iter or self._log_step()
 
     def _log_step(self) -> bool:
-        return any(getattr(h, "wants_log", lambda it: False)(self.iteration + 1) for h in self.hooks)
+        return any(
+            getattr(h, "wants_log", lambda it: False)(self.iteration + 1) for h in self.hooks
+        )
 
     def _check_labels(self, labels: torch.Tensor, num_classes: int, ignore: int) -> None:
         bad = (labels != ignore) & ((labels < 0) | (labels >= num_classes))

@@ -13,11 +13,18 @@ Steps (every one through the library functions the command line uses):
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from aucseg.config import Config, load_config
+from aucseg.data import build_dataset
+from aucseg.data.stats import default_rule, write_class_stats
+from aucseg.data.synthetic import make_synthetic
+from aucseg.engine import tasks
+from aucseg.engine.build import frequency_order
+from aucseg.metrics import plot_group_comparison, plot_per_class, write_metrics_json
 
 RUNS = (("ce", "synthetic_ce_segnext_t", "CE"), ("aucseg", "synthetic_aucseg_segnext_t", "AUCSeg"))
 
@@ -37,9 +44,6 @@ def _demo_config(name: str, data_root: Path, stats_path: Path, overrides: list[s
 
 def write_stats(data_root: Path, out_dir: Path, progress: bool) -> Path:
     """Class statistics of the training split (JSON + PNG), as ``aucseg stats`` writes them."""
-    from aucseg.data import build_dataset
-    from aucseg.data.stats import default_rule, write_class_stats
-
     dataset = build_dataset("cityscapes", data_root, "train")
     _, _, path = write_class_stats(
         [label for _, label in dataset.samples],
@@ -75,15 +79,6 @@ def run_demo(
         overrides: extra ``key=value`` config overrides applied to both runs.
         progress: show progress bars.
     """
-    from aucseg.data.synthetic import make_synthetic
-    from aucseg.engine.build import (
-        evaluate_from_config,
-        frequency_order,
-        predict_from_config,
-        train_from_config,
-    )
-    from aucseg.metrics import plot_group_comparison, plot_per_class, write_metrics_json
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data_root = make_synthetic(
@@ -96,17 +91,18 @@ def run_demo(
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     val_images = sorted((data_root / "leftImg8bit" / "val").rglob("*.png"))[:3]
-    for key, config_name, _ in RUNS:
+    for key, config_name, label in RUNS:
         cfg = _demo_config(config_name, data_root, stats_path, extra + list(overrides or []))
         work_dir = out / key
+        shutil.rmtree(work_dir, ignore_errors=True)  # the demo's own run folder: a fresh run
         start = time.perf_counter()
-        train_from_config(cfg, work_dir)
+        tasks.train(cfg, work_dir)
         timings[key] = time.perf_counter() - start
         checkpoint = work_dir / "checkpoints" / "last.pth"
-        metrics = evaluate_from_config(cfg, checkpoint)
+        metrics = tasks.test(cfg, checkpoint, label=label)
         write_metrics_json(out / f"metrics_{key}.json", metrics)
         plot_per_class(metrics, out / f"per_class_{key}.png", order=frequency_order(cfg))
-        predict_from_config(cfg, checkpoint, val_images, out / "predictions" / key)
+        tasks.predict(cfg, checkpoint, val_images, out / "predictions" / key)
         results[key] = metrics
     plot_group_comparison(
         results["ce"], results["aucseg"], out / "comparison.png", labels=("CE", "AUCSeg")

@@ -1,0 +1,1 @@
+"""Applications built on the library and the engine (the demo)."""
