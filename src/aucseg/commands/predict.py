@@ -1,47 +1,35 @@
-"""``aucseg predict CHECKPOINT IMAGES... --out DIR``: colour masks and overlays as PNG."""
+"""``aucseg predict CHECKPOINT INPUTS... --out DIR``: label PNGs, colour masks, overlays."""
 
 from __future__ import annotations
 
 import argparse
 
-from aucseg.commands._common import add_set_argument, fail, load
+from aucseg.commands._common import add_runtime_arguments, add_set_argument, runtime_overrides
+from aucseg.engine.tasks import inference_config, predict
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``aucseg predict``."""
     parser.description = (
-        "Segment images and write <stem>_mask.png (colour mask) and <stem>_overlay.png. "
-        "The model comes from --config, or from the config stored in an aucseg checkpoint."
+        "Segment images (files or folders) and write <stem>_labels.png (class ids), "
+        "<stem>_mask.png (colours), <stem>_overlay.png and legend.png. The model comes from "
+        "--config, or from the config stored in an aucseg checkpoint. The images go through "
+        "the same test pipeline as aucseg test."
     )
     parser.add_argument("checkpoint", help="checkpoint file (aucseg or official mmseg)")
-    parser.add_argument("images", nargs="+", help="input image files")
+    parser.add_argument("inputs", nargs="+", help="image files or folders of images")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--config", default=None, help="YAML config (required for non-aucseg checkpoints)"
     )
     parser.add_argument("--mode", choices=["whole", "slide"], default=None, help="inference mode")
+    add_runtime_arguments(parser)
     add_set_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Resolve the config, predict and list the written files."""
-    from aucseg.config import apply_overrides, config_from_dict, config_to_dict
-    from aucseg.engine.build import config_from_checkpoint, predict_from_config
-
-    if args.config is not None:
-        cfg = load("predict", args.config, list(args.overrides))
-        if isinstance(cfg, int):
-            return cfg
-    else:
-        try:
-            stored = config_to_dict(config_from_checkpoint(args.checkpoint))
-            cfg = config_from_dict(apply_overrides(stored, list(args.overrides)))
-        except (FileNotFoundError, ValueError, TypeError) as exc:
-            return fail("predict", exc)
-    try:
-        paths = predict_from_config(cfg, args.checkpoint, args.images, args.out, mode=args.mode)
-    except (FileNotFoundError, ValueError) as exc:
-        return fail("predict", exc)
-    for path in paths:
+    cfg = inference_config(args.config, args.checkpoint, runtime_overrides(args))
+    for path in predict(cfg, args.checkpoint, args.inputs, args.out, args.mode):
         print(path)
     return 0

@@ -1,9 +1,16 @@
-"""Predict label maps for image files and render them as colour masks and overlays."""
+"""Predict label maps for images and render them as label PNGs, colour masks and overlays.
+
+The model input comes from the same test pipeline that ``aucseg test`` applies to the
+validation set (:func:`aucseg.data.transforms.build_test_pipeline`), so one image gives the
+same model input and the same prediction through ``aucseg test``, ``aucseg predict`` and
+:func:`predict_image`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,30 +20,35 @@ from tqdm import tqdm
 
 from aucseg.data.classes import default_palette
 from aucseg.data.io import read_image
-from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from aucseg.data.transforms import rescale_size as fit_to_scale
 from aucseg.engine.inference import inference
+from aucseg.errors import InputError
+from aucseg.fileio import write_bytes_atomic
+from aucseg.metrics.plots import save_figure
+from aucseg.models import set_nmf_generator
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
+    "IMAGE_SUFFIXES",
     "colorize",
     "default_palette",
+    "find_images",
+    "model_input",
     "overlay",
+    "predict_image",
     "predict_images",
-    "preprocess",
     "read_rgb",
-    "rescale_size",
+    "write_legend",
     "write_rgb",
 ]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _as_palette(palette: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
     pal = np.asarray(palette)
     if pal.ndim != 2 or pal.shape[1] != 3 or pal.shape[0] < 1:
-        raise ValueError(f"palette must be (num_classes, 3) RGB values, got shape {pal.shape}")
+        raise InputError(f"palette must be (num_classes, 3) RGB values, got shape {pal.shape}")
     if pal.min() < 0 or pal.max() > 255:
-        raise ValueError(f"palette values must lie in [0, 255], got [{pal.min()}, {pal.max()}]")
+        raise InputError(f"palette values must lie in [0, 255], got [{pal.min()}, {pal.max()}]")
     return pal.astype(np.uint8)
 
 
@@ -91,76 +103,99 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return read_image(path)
 
 
+def _encode_png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise InputError(f"OpenCV could not encode an image of shape {image.shape} as PNG")
+    return buf.tobytes()
+
+
 def write_rgb(path: str | Path, image_rgb: np.ndarray) -> Path:
-    """Write an ``(H, W, 3)`` uint8 RGB image (PNG by suffix), creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"OpenCV could not write {str(path)!r}")
-    return path
+    """Write an ``(H, W, 3)`` uint8 RGB image as PNG, atomically."""
+    return write_bytes_atomic(path, _encode_png(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)))
 
 
-def rescale_size(
-    height: int, width: int, img_scale: tuple[int, int] | None, size_divisor: int | None
-) -> tuple[int, int]:
-    """Test-time size of mmseg ``Resize(keep_ratio=True)`` then ``ResizeToMultiple(ceil)``.
+def write_label_png(path: str | Path, label: np.ndarray) -> Path:
+    """Write class ids as a single-channel PNG (uint8, or uint16 for more than 255 classes)."""
+    dtype = np.uint8 if label.max(initial=0) < 256 else np.uint16
+    return write_bytes_atomic(path, _encode_png(label.astype(dtype)))
 
-    The scale factor is ``min(max(img_scale) / max(h, w), min(img_scale) / min(h, w))`` and the
-    new size ``int(side * factor + 0.5)``; then each side is rounded up to ``size_divisor``.
 
-    Returns:
-        ``(new_height, new_width)``.
+def write_legend(
+    path: str | Path, class_names: Sequence[str], palette: Sequence[Sequence[int]]
+) -> Path:
+    """A PNG legend: one colour swatch and name per class."""
+    from matplotlib.figure import Figure  # heavy; only when a legend is drawn
+    from matplotlib.patches import Patch
+
+    pal = _as_palette(palette) / 255.0
+    handles = [Patch(color=pal[i], label=f"{i}: {n}") for i, n in enumerate(class_names)]
+    cols = len(handles) // 30 + 1
+    fig = Figure(figsize=(3.2 * cols, 0.3 * (len(handles) / cols + 2)))
+    fig.legend(handles=handles, loc="center", ncol=cols, frameon=False, fontsize=8)
+    return save_figure(fig, path, dpi=100)
+
+
+def find_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files of ``inputs``: files as given, folders searched recursively by suffix.
+
+    Raises:
+        FileNotFoundError: an input does not exist. InputError: nothing to segment.
     """
-    if img_scale is not None:
-        height, width = fit_to_scale((height, width), img_scale)
-    if size_divisor is not None:
-        d = int(size_divisor)
-        height, width = -(-height // d) * d, -(-width // d) * d
-    return height, width
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise FileNotFoundError(f"input image or folder not found: {item}")
+    if not found:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {list(inputs)}")
+    return found
 
 
-def preprocess(
+def model_input(image_rgb: np.ndarray, preprocess: Callable[[dict], dict]) -> torch.Tensor:
+    """``(1, 3, h, w)`` model input of an RGB image through the test pipeline ``preprocess``."""
+    return preprocess({"image": image_rgb})["image"][None]
+
+
+def predict_image(
+    model: nn.Module,
     image_rgb: np.ndarray,
-    img_scale: tuple[int, int] | None = None,
-    size_divisor: int | None = None,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> torch.Tensor:
-    """Resize (bilinear, keep ratio) and normalise an RGB image into a ``(1, 3, h, w)`` tensor."""
-    h, w = image_rgb.shape[:2]
-    nh, nw = rescale_size(h, w, img_scale, size_divisor)
-    if (nh, nw) != (h, w):
-        image_rgb = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    x = (image_rgb.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    preprocess: Callable[[dict], dict],
+    window: dict[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    nmf_seed: int | None = 0,
+) -> np.ndarray:
+    """Class ids ``(H, W)`` of one RGB image at its original size (the Python inference API).
 
-
-def _set_nmf_seed(
-    model: nn.Module, seed: int | None, device: torch.device
-) -> torch.Generator | None:
-    """Give the model a seeded NMF generator when :mod:`aucseg.models` supports it.
-
-    Returns:
-        The generator (reseed it per image), or None when ``seed`` is None or unsupported.
+    Args:
+        model: eval-mode segmentor.
+        preprocess: the test pipeline, e.g. ``build_test_pipeline((2048, 512), 32)``.
+        window: ``{"mode", "crop_size", "stride"}`` (default whole-image inference).
+        nmf_seed: seed of the NMF bases (as ``aucseg test``), or None for the global RNG.
     """
-    if seed is None:
-        return None
+    device = torch.device(device)
+    x = model_input(image_rgb, preprocess).to(device)
+    generator = None
+    if nmf_seed is not None:
+        generator = torch.Generator(device=device).manual_seed(int(nmf_seed))
+        set_nmf_generator(model, generator)
     try:
-        from aucseg.models import set_nmf_generator  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    generator = torch.Generator(device=device)
-    generator.manual_seed(int(seed))
-    set_nmf_generator(model, generator)
-    return generator
+        with torch.inference_mode():
+            probs = inference(model, x, image_rgb.shape[:2], **(window or {}))
+    finally:
+        if generator is not None:
+            set_nmf_generator(model, None)
+    return probs.argmax(dim=1)[0].cpu().numpy()
 
 
-def _clear_nmf_seed(model: nn.Module, generator: torch.Generator | None) -> None:
-    """Hand NMF back to the global RNG (the official behaviour) after seeded inference."""
-    if generator is not None:
-        from aucseg.models import set_nmf_generator  # type: ignore[attr-defined]
-
-        set_nmf_generator(model, None)
+def _check_stems(paths: Sequence[Path]) -> None:
+    stems = [p.stem for p in paths]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise InputError(f"input images share the file stems {dupes}; rename or predict apart")
 
 
 def predict_images(
@@ -168,55 +203,38 @@ def predict_images(
     image_paths: Sequence[str | Path],
     out_dir: str | Path,
     palette: Sequence[Sequence[int]],
-    img_scale: tuple[int, int] | None = None,
-    size_divisor: int | None = None,
-    mode: str = "whole",
-    crop_size: int | tuple[int, int] | None = None,
-    stride: int | tuple[int, int] | None = None,
+    preprocess: Callable[[dict], dict],
+    class_names: Sequence[str] | None = None,
+    window: dict[str, Any] | None = None,
     device: str | torch.device = "cpu",
     nmf_seed: int | None = 0,
     progress: bool = True,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
 ) -> list[Path]:
-    """Segment image files; write ``<stem>_mask.png`` (colour) and ``<stem>_overlay.png``.
-
-    Each image is read (BGR -> RGB), resized as in :func:`rescale_size`, normalised, segmented
-    (softmax argmax at the original size) and rendered with ``palette``. The NMF generator, when
-    the model has one, is reseeded with ``nmf_seed`` before every image and released afterwards.
+    """Segment image files into ``out_dir``: ``<stem>_labels.png`` (class ids),
+    ``<stem>_mask.png`` (colours), ``<stem>_overlay.png`` and one ``legend.png``.
 
     Returns:
-        The written paths, mask then overlay for each image, in input order.
+        The written paths (per image: labels, mask, overlay; then the legend).
 
     Raises:
-        FileNotFoundError: an image cannot be read.
-        ValueError: two inputs share a file stem (their outputs would overwrite each other).
+        InputError: two inputs share a file stem, or an image cannot be read.
     """
     paths = [Path(p) for p in image_paths]
-    stems = [p.stem for p in paths]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise ValueError(f"input images share the file stems {dupes}; rename or predict apart")
-    pal = _as_palette(palette)
-    device = torch.device(device)
-    out_dir = Path(out_dir)
+    _check_stems(paths)
+    pal, out_dir = _as_palette(palette), Path(out_dir)
     was_training = model.training
     model.to(device).eval()
-    generator = _set_nmf_seed(model, nmf_seed, device)
     written: list[Path] = []
     try:
-        with torch.inference_mode():
-            for path in tqdm(paths, desc="predict", disable=not progress):
-                rgb = read_rgb(path)
-                if generator is not None:
-                    generator.manual_seed(int(nmf_seed))
-                x = preprocess(rgb, img_scale, size_divisor, mean, std).to(device)
-                probs = inference(model, x, rgb.shape[:2], mode, crop_size, stride)
-                pred = probs.argmax(dim=1)[0].cpu().numpy()
-                mask = colorize(pred, pal)
-                written.append(write_rgb(out_dir / f"{path.stem}_mask.png", mask))
-                written.append(write_rgb(out_dir / f"{path.stem}_overlay.png", overlay(rgb, mask)))
+        for path in tqdm(paths, desc="predict", disable=not progress):
+            rgb = read_rgb(path)
+            pred = predict_image(model, rgb, preprocess, window, device, nmf_seed)
+            mask = colorize(pred, pal)
+            written.append(write_label_png(out_dir / f"{path.stem}_labels.png", pred))
+            written.append(write_rgb(out_dir / f"{path.stem}_mask.png", mask))
+            written.append(write_rgb(out_dir / f"{path.stem}_overlay.png", overlay(rgb, mask)))
     finally:
-        _clear_nmf_seed(model, generator)
         model.train(was_training)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(len(pal))]
+    written.append(write_legend(out_dir / "legend.png", names, pal))
     return written

@@ -19,12 +19,15 @@ from aucseg import __version__, dist
 from aucseg.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from aucseg.config import save_config as write_config
 from aucseg.engine import build
+from aucseg.data.classes import default_palette
+from aucseg.data.transforms import build_test_pipeline
 from aucseg.engine.checkpoint import (
     check_training_checkpoint,
     checkpoint_dir,
     load_checkpoint_file,
     resolve_resume_path,
 )
+from aucseg.engine.predict import find_images, predict_images
 from aucseg.engine.trainer import StepOptions, Trainer
 from aucseg.errors import CheckpointError, InputError
 from aucseg.fileio import check_writable_dir, remove_stale_temps
@@ -352,3 +355,40 @@ def test(
         return results
     finally:
         dist.cleanup()
+
+
+def resolve_palette_and_names(cfg: Config) -> tuple[Any, list[str]]:
+    """Palette and class names of the config's dataset, without reading its files when the
+    dataset is not on this machine (generated palette, numbered names)."""
+    try:
+        dataset = build.build_val_dataset(cfg)
+        return dataset.palette, list(dataset.classes)
+    except (InputError, FileNotFoundError, OSError):
+        n = cfg.model.num_classes
+        classes = cfg.data.options().get("classes")
+        names = list(classes) if isinstance(classes, list) else [str(i) for i in range(n)]
+        palette = cfg.data.options().get("palette") or default_palette(n)
+        _say(f"note: dataset at {cfg.data.root!r} not available; using its config for the legend")
+        return palette, names
+
+
+def predict(
+    cfg: Config,
+    checkpoint: str | Path,
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    mode: str | None = None,
+) -> list[Path]:
+    """Write label-id PNGs, colour masks, overlays and a legend for images or folders, as
+    ``aucseg predict``; the model input is the test pipeline's (as ``aucseg test``)."""
+    images = find_images(inputs)
+    out_dir = check_writable_dir(out_dir, "--out")
+    window = build.inference_window(cfg, mode)
+    device = build.resolve_device(cfg.runtime.device)
+    model, _ = load_model_for_inference(cfg, checkpoint, device)
+    palette, names = resolve_palette_and_names(cfg)
+    preprocess = build_test_pipeline(tuple(cfg.data.img_scale), cfg.data.test_size_divisor)
+    return predict_images(
+        model, images, out_dir, palette, preprocess, names, window, device,
+        cfg.evaluation.nmf_seed, cfg.runtime.progress and sys.stderr.isatty(),
+    )  # fmt: skip

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aucseg.fileio import atomic_write
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -208,9 +210,11 @@ def plot_aggregate(aggregate: Mapping, path_png: str | Path) -> Path:
     return _save(aggregate_figure(aggregate), path_png)
 
 
-def _save(fig: Any, path_png: str | Path) -> Path:
-    path = Path(path_png)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _save(fig: Any, path_png: str | Path, dpi: int = 120) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return atomic_write(path_png, lambda f: fig.savefig(f, format="png", dpi=dpi))
+
+
+def save_figure(fig: Any, path_png: str | Path, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG, atomically (:func:`aucseg.fileio.atomic_write`)."""
+    return _save(fig, path_png, dpi)
