@@ -18,9 +18,9 @@ from torch import nn
 from aucseg import __version__, dist
 from aucseg.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from aucseg.config import save_config as write_config
-from aucseg.engine import build
 from aucseg.data.classes import default_palette
 from aucseg.data.transforms import build_test_pipeline
+from aucseg.engine import build
 from aucseg.engine.checkpoint import (
     check_training_checkpoint,
     checkpoint_dir,
