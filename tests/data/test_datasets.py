@@ -1,3 +1,6 @@
+import inspect
+import types
+import typing
 from pathlib import Path
 
 import cv2
@@ -16,6 +19,8 @@ from aucseg.data import (
     build_train_pipeline,
     write_label,
 )
+from aucseg.data.datasets import DATASET_INPUTS, dataset_options
+from aucseg.errors import InputError
 
 H, W = 32, 48
 
@@ -106,22 +111,83 @@ def test_coco_stuff_ignores_raw_pngs(tmp_path):
     np.testing.assert_array_equal(ds[0]["label"], _label((0, 170, 255)))
 
 
-def test_folder_dataset(tmp_path):
-    for i in range(2):
-        _write_pair(tmp_path / "img" / f"s{i}_rgb.png", tmp_path / "ann" / f"s{i}_mask.png",
-                    _label((0, 1, 2)))  # fmt: skip
-    ds = FolderDataset(tmp_path / "img", tmp_path / "ann", ["a", "b", "c"], "_rgb.png", "_mask.png")
-    assert len(ds) == 2 and ds.classes == ("a", "b", "c") and ds.palette.shape == (3, 3)
-    ds2 = FolderDataset(tmp_path / "img", tmp_path / "ann", 2, "_rgb.png", "_mask.png",
-                        reduce_zero_label=True, palette=[[1, 2, 3], [4, 5, 6]])  # fmt: skip
+def _folder(root: Path, split: str = "train", values=(0, 1, 2), n: int = 2) -> Path:
+    for i in range(n):
+        _write_pair(root / "img" / split / f"s{i}_rgb.png", root / "ann" / split / f"s{i}_mask.png",
+                    _label(values))  # fmt: skip
+    return root
+
+
+LAYOUT = {"img_dir": "img/{split}", "ann_dir": "ann/{split}", "img_suffix": "_rgb.png",
+          "seg_map_suffix": "_mask.png"}  # fmt: skip
+
+
+def test_folder_dataset_custom_layout(tmp_path):
+    root = _folder(tmp_path / "mine")
+    ds = FolderDataset(root, "train", classes=["a", "b", "c"], **LAYOUT)
+    assert len(ds) == 2 and ds.classes == ("a", "b", "c") and ds.num_classes == 3
+    assert ds.palette.shape == (3, 3) and ds.palette.dtype == np.uint8
+    assert ds.samples[1][1] == root / "ann" / "train" / "s1_mask.png"
+    np.testing.assert_array_equal(ds[0]["label"], _label((0, 1, 2)))
+    ds2 = FolderDataset(root, "train", classes=2, reduce_zero_label=True,
+                        palette=[[1, 2, 3], [4, 5, 6]], **LAYOUT)  # fmt: skip
     assert ds2.classes == ("class_0", "class_1")
     np.testing.assert_array_equal(ds2[0]["label"], _label((255, 0, 1)))
     np.testing.assert_array_equal(ds2.palette, [[1, 2, 3], [4, 5, 6]])
-    with pytest.raises(ValueError, match="palette"):
-        FolderDataset(tmp_path / "img", tmp_path / "ann", 2, "_rgb.png", "_mask.png",
-                      palette=[[1, 2, 3]])  # fmt: skip
+    with pytest.raises(InputError, match=r"palette must be 2 RGB triples.*shape \(1, 3\)"):
+        FolderDataset(root, "train", classes=2, palette=[[1, 2, 3]], **LAYOUT)
     with pytest.raises(TypeError, match="string"):
-        FolderDataset(tmp_path / "img", tmp_path / "ann", "abc", "_rgb.png", "_mask.png")
+        FolderDataset(root, "train", classes="abc", **LAYOUT)
+    with pytest.raises(InputError, match="positive count"):
+        FolderDataset(root, "train", classes=0, **LAYOUT)
+    with pytest.raises(InputError, match=r"distinct; repeated: \['a'\]"):
+        FolderDataset(root, "train", classes=["a", "b", "a"], **LAYOUT)
+    with pytest.raises(FileNotFoundError, match=r"val.*holds: train"):
+        FolderDataset(root, "val", classes=3, **LAYOUT)
+    with pytest.raises(InputError, match="non-empty"):
+        FolderDataset(root, "", classes=3, **LAYOUT)
+
+
+def test_folder_dataset_default_layout_is_mmseg_custom(tmp_path):
+    root = tmp_path / "ds"
+    for split in ("train", "val"):
+        _write_pair(root / "images" / split / "a.jpg", root / "annotations" / split / "a.png",
+                    _label((0, 3)))  # fmt: skip
+    assert len(FolderDataset(root, "val", classes=4)) == 1
+    assert FolderDataset(root, "train", classes=4)[0]["label"].max() == 3
+
+
+def test_folder_label_beyond_classes_names_file_value_and_fix(tmp_path):
+    root = _folder(tmp_path / "mine", values=(0, 1, 7, 255))
+    ds = FolderDataset(root, "train", classes=3, **LAYOUT)
+    with pytest.raises(InputError, match=r"s0_mask\.png holds values 7 outside the 3 classes.*"
+                       r"set classes to 8 names.*reduce_zero_label=true"):  # fmt: skip
+        ds[0]
+    shifted = FolderDataset(root, "train", classes=3, reduce_zero_label=True, **LAYOUT)
+    with pytest.raises(InputError, match=r"values 6 after reduce_zero_label.*set classes to 7"):
+        shifted[0]
+    assert FolderDataset(root, "train", classes=8, **LAYOUT)[0]["label"].max() == 255
+
+
+def _plain(annotation) -> bool:
+    """True for the annotations the config layer can validate (int, str, list[...], ...)."""
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return annotation in (int, float, bool, str, type(None))
+    if origin is typing.Literal:
+        return True
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        return all(_plain(a) for a in typing.get_args(annotation) if a is not Ellipsis)
+    return False
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_dataset_options_are_plain_and_engine_inputs_lead(name):
+    cls = DATASETS[name]
+    assert list(inspect.signature(cls).parameters)[:3] == list(DATASET_INPUTS)
+    hints = typing.get_type_hints(cls.__init__)
+    for option in dataset_options(name):
+        assert _plain(hints[option]), (option, hints[option])
 
 
 def test_build_dataset_registry(tmp_path):
@@ -137,17 +203,21 @@ def test_build_dataset_registry(tmp_path):
         "folder", ade, "x", classes=151, img_dir="images/training", ann_dir="annotations/training"
     )
     assert folder2[0]["label"].max() == 150
-    with pytest.raises(ValueError, match=r"unknown dataset 'ade'.*ade20k.*cityscapes"):
+    with pytest.raises(InputError, match=r"unknown dataset 'ade'.*ade20k.*cityscapes"):
         build_dataset("ade", ade, "training")
-    with pytest.raises(ValueError, match=r"training.*validation.*got 'train'"):
+    with pytest.raises(InputError, match=r"training.*validation.*got 'train'"):
         build_dataset("ade20k", ade, "train")
-    with pytest.raises(ValueError, match=r"'train', 'val'.*got 'val2017'"):
+    with pytest.raises(InputError, match=r"'train', 'val'.*got 'val2017'"):
         CityscapesDataset(tmp_path / "cs", "val2017")
-    with pytest.raises(ValueError, match="classes"):
+    with pytest.raises(InputError, match=r"needs the option 'classes'"):
         build_dataset("folder", ade, "training")
-    with pytest.raises(ValueError, match=r"takes no options \['img_dir'\]"):
+    with pytest.raises(InputError, match=r"no option 'img_dir'; accepted: \['check_labels'\]"):
         build_dataset("ade20k", ade, "training", img_dir="x")
+    with pytest.raises(InputError, match=r"no option 'seg_suffix'.*'seg_map_suffix'"):
+        build_dataset("folder", ade, "training", classes=3, seg_suffix=".png")
     assert len(build_dataset("ade20k", ade, "training", check_labels=False)) == 3
+    assert dataset_options("ade20k") == {"check_labels": True}
+    assert dataset_options("folder")["img_dir"] == "images/{split}"
 
 
 def test_missing_root_and_split(tmp_path):
@@ -168,7 +238,7 @@ def test_images_without_labels_are_named(tmp_path):
 def test_empty_image_folder(tmp_path):
     (tmp_path / "ade" / "images" / "training").mkdir(parents=True)
     (tmp_path / "ade" / "annotations" / "training").mkdir(parents=True)
-    with pytest.raises(ValueError, match=r"no images ending in '\.jpg'"):
+    with pytest.raises(InputError, match=r"no images ending in '\.jpg'"):
         ADE20KDataset(tmp_path / "ade", "training")
 
 
@@ -177,7 +247,7 @@ def test_corrupt_image_is_named(tmp_path):
     (root / "images" / "training" / "ADE_training_00000001.jpg").write_bytes(b"garbage")
     ds = ADE20KDataset(root, "training")
     ds[0]
-    with pytest.raises(ValueError, match=r"ADE_training_00000001\.jpg"):
+    with pytest.raises(InputError, match=r"ADE_training_00000001\.jpg"):
         ds[1]
 
 
@@ -185,11 +255,13 @@ def test_out_of_range_labels_are_reported(tmp_path):
     # raw Cityscapes label ids (up to 33) where train ids are expected
     root = make_cityscapes(tmp_path / "cs", values=(7, 26, 33, 255))
     ds = CityscapesDataset(root, "train")
-    with pytest.raises(ValueError, match=r"aachen_000000_000019_gtFine_labelTrainIds.*26, 33"):
+    with pytest.raises(
+        InputError, match=r"aachen_000000_000019_gtFine_labelTrainIds.*26, 33.*convert"
+    ):
         ds[0]
     assert CityscapesDataset(root, "train", check_labels=False)[0]["label"].max() == 255
     ade = make_ade(tmp_path / "ade", values=(0, 151))
-    with pytest.raises(ValueError, match="150 after reduce_zero_label"):
+    with pytest.raises(InputError, match="150 after reduce_zero_label"):
         ADE20KDataset(ade, "training")[0]
 
 
@@ -197,7 +269,7 @@ def test_size_mismatch_is_reported(tmp_path):
     root = make_coco(tmp_path / "co", n=1)
     write_label(root / "annotations" / "train2017" / "000000000000_labelTrainIds.png",
                 np.zeros((H + 1, W), np.uint8))  # fmt: skip
-    with pytest.raises(ValueError, match=r"32x48 but its label .* is 33x48"):
+    with pytest.raises(InputError, match=r"32x48 but its label .* is 33x48"):
         COCOStuffDataset(root, "train2017")[0]
 
 

@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aucseg.data.io import read_image, read_label, write_label
+from aucseg.data.io import MissingFileError, _check_complete, read_image, read_label, write_label
+from aucseg.errors import InputError
+
+
+def _noisy(h=48, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (5, 5), 2)
 
 
 def test_read_image_returns_rgb_uint8(tmp_path):
@@ -25,27 +31,51 @@ def test_read_image_expands_grey_and_drops_alpha(tmp_path):
 
 
 def test_missing_files_name_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nope\.jpg"):
-        read_image(tmp_path / "nope.jpg")
-    with pytest.raises(FileNotFoundError, match=r"nope\.png"):
-        read_label(tmp_path / "nope.png")
+    for read, name in ((read_image, "nope.jpg"), (read_label, "nope.png")):
+        with pytest.raises(InputError, match=rf"not found: .*{name}") as info:
+            read(tmp_path / name)
+        assert isinstance(info.value, MissingFileError | FileNotFoundError)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an image at all"])
 def test_corrupt_files_name_the_path(tmp_path, content):
     (tmp_path / "bad.jpg").write_bytes(content)
     (tmp_path / "bad.png").write_bytes(content)
-    with pytest.raises(ValueError, match=r"bad\.jpg"):
+    with pytest.raises(InputError, match=r"bad\.jpg"):
         read_image(tmp_path / "bad.jpg")
-    with pytest.raises(ValueError, match=r"bad\.png"):
+    with pytest.raises(InputError, match=r"bad\.png"):
         read_label(tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+@pytest.mark.parametrize("keep", [0.5, 0.95])
+def test_truncated_images_are_reported(tmp_path, suffix, keep):
+    ok, buf = cv2.imencode(suffix, _noisy())
+    assert ok
+    data = buf.tobytes()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(InputError, match=rf"cut\{suffix}.*truncated"):
+        read_image(tmp_path / f"cut{suffix}")
+    with pytest.raises(InputError, match=rf"label file .*cut\{suffix}.*truncated"):
+        read_label(tmp_path / f"cut{suffix}")
+    # the check that catches truncation where OpenCV (4.x) decodes a partial JPEG anyway
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        _check_complete(data[: int(len(data) * keep)], tmp_path / f"cut{suffix}")
+
+
+def test_jpeg_with_trailing_bytes_still_reads(tmp_path):
+    # bytes after the end marker (camera padding) send the file through the completeness check
+    _, buf = cv2.imencode(".jpg", _noisy())
+    (tmp_path / "pad.jpg").write_bytes(buf.tobytes() + b"\x00" * 16 + b"trailer")
+    expected = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(read_image(tmp_path / "pad.jpg"), expected)
 
 
 def test_truncated_label_png_is_reported(tmp_path):
     write_label(tmp_path / "ok.png", np.arange(64 * 64).reshape(64, 64) % 200)
     data = (tmp_path / "ok.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=r"cut\.png"):
+    with pytest.raises(InputError, match=r"cut\.png"):
         read_label(tmp_path / "cut.png")
 
 
@@ -64,7 +94,7 @@ def test_label_roundtrip_and_palette_mode(tmp_path):
 
 def test_colour_label_is_rejected(tmp_path):
     Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(tmp_path / "rgb.png")
-    with pytest.raises(ValueError, match=r"rgb\.png.*single-channel"):
+    with pytest.raises(InputError, match=r"rgb\.png.*single-channel"):
         read_label(tmp_path / "rgb.png")
 
 

@@ -13,17 +13,21 @@ import numpy as np
 import pytest
 
 from aucseg.cli import main
+from aucseg.data import build_dataset
 from aucseg.data.stats import (
     TAIL_FRACTIONS,
     compute_class_stats,
     default_rule,
     load_class_groups,
     load_class_stats,
+    load_image_class_pixels,
     plot_class_stats,
+    sample_names,
     save_class_stats,
     split_groups,
 )
 from aucseg.data.synthetic import make_synthetic
+from aucseg.errors import InputError
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -52,6 +56,10 @@ def test_counts_match_brute_force(tmp_path, workers):
     # 255 and the out-of-range value 5 are ignored
     assert stats.ignored_pixels == sum(int(((lab == 255) | (lab == 5)).sum()) for lab in labels)
     assert stats.num_images == 12
+    # per image, in input order: pixels of each class present
+    for lab, counts in zip(labels, stats.image_class_pixels, strict=True):
+        assert counts == {c: int((lab == c).sum()) for c in range(5) if (lab == c).any()}
+    assert stats.image_names == [f"{i:03d}" for i in range(12)]
 
 
 def test_reduce_zero_label_shifts_ids(tmp_path):
@@ -61,13 +69,20 @@ def test_reduce_zero_label_shifts_ids(tmp_path):
     for c in range(3):
         assert stats.pixel_counts[c] == sum(int((lab == c + 1).sum()) for lab in labels)
     assert stats.ignored_pixels == sum(int(((lab == 0) | (lab == 255)).sum()) for lab in labels)
+    assert stats.image_class_pixels[0] == {c - 1: int((labels[0] == c).sum()) for c in (1, 2, 3)}
 
 
 def test_missing_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope\.png"):
         compute_class_stats([tmp_path / "nope.png"], 3, workers=1, progress=False)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(InputError, match="empty"):
         compute_class_stats([], 3)
+
+
+def test_sample_names_are_paths_below_the_common_folder(tmp_path):
+    paths = [tmp_path / "a" / "x_gt.png", tmp_path / "b" / "c" / "y.png"]
+    assert sample_names(paths) == ["a/x_gt", "b/c/y"]
+    assert sample_names([tmp_path / "a" / "x.png"]) == ["x"]
 
 
 def test_split_rule_by_hand():
@@ -112,6 +127,58 @@ def test_json_round_trip_and_plot(tmp_path):
         save_class_stats(tmp_path / "t.json", stats, groups, ["a"])
     with pytest.raises(FileNotFoundError):
         load_class_groups(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"bad\.json is not a JSON"):
+        load_class_stats(tmp_path / "bad.json")
+
+
+def test_images_are_written_one_line_each_and_old_files_still_load(tmp_path):
+    paths = _write_labels(tmp_path / "l", 3, high=4)
+    stats = compute_class_stats(paths, 4, workers=1, progress=False)
+    groups = split_groups(stats.pixel_counts, 0.3, 0.5)
+    out = save_class_stats(tmp_path / "s.json", stats, groups, list("abcd"))
+    data = json.loads(out.read_text())
+    assert data["images"][1] == {
+        "name": "001",
+        "classes": [[c, n] for c, n in stats.image_class_pixels[1].items()],
+    }
+    lines = out.read_text().splitlines()
+    assert sum(line.strip().startswith('{"name": "00') for line in lines) == 3
+    # a file of an older 'aucseg stats' (no "images"): groups and counts load as before
+    del data["images"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert load_class_groups(tmp_path / "old.json") == groups
+    assert load_class_stats(tmp_path / "old.json")["pixel_counts"] == stats.pixel_counts.tolist()
+
+
+def test_image_class_pixels_follow_the_dataset(tmp_path):
+    root = make_synthetic(tmp_path / "syn", num_train=5, num_val=0, height=32, width=48)
+    out = tmp_path / "stats.json"
+    args = ["stats", "--dataset", "cityscapes", "--root", str(root), "--out", str(out)]
+    assert main([*args, "--no-progress", "--workers", "1"]) == 0
+    dataset = build_dataset("cityscapes", root, "train")
+    per_image = load_image_class_pixels(out, dataset)
+    for i, counts in enumerate(per_image):
+        label = dataset.load(i)["label"]
+        values, numbers = np.unique(label[label != 255], return_counts=True)
+        assert counts == dict(zip(values.tolist(), numbers.tolist(), strict=True))
+    # stale statistics: a sample was removed after 'aucseg stats' ran
+    image, label = dataset.samples[2]
+    image.unlink()
+    label.unlink()
+    fewer = build_dataset("cityscapes", root, "train")
+    with pytest.raises(InputError, match=r"5 label files but the dataset has 4.*re-run 'aucseg"):
+        load_image_class_pixels(out, fewer)
+    data = json.loads(out.read_text())
+    data["images"][0]["name"] = "synthtown/other"
+    del data["images"][2]
+    (tmp_path / "renamed.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"image 0 is 'synthtown/other' but .*re-run 'aucseg"):
+        load_image_class_pixels(tmp_path / "renamed.json", fewer)
+    del data["images"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"no per-image class pixels.*re-run 'aucseg stats'"):
+        load_image_class_pixels(tmp_path / "old.json", fewer)
 
 
 def test_command_on_generated_scenes(tmp_path, capsys):

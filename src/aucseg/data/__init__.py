@@ -18,22 +18,41 @@ from aucseg.data.datasets import (
     build_dataset,
 )
 from aucseg.data.io import read_image, read_label, write_label
+from aucseg.data.loader import SeededSamples, make_train_loader
+from aucseg.data.samplers import (
+    SAMPLERS,
+    RareClassSampler,
+    RepeatFactorSampler,
+    ResumableSampler,
+    StreamSampler,
+    build_sampler,
+    sample_seed,
+)
 from aucseg.data.transforms import build_test_pipeline, build_train_pipeline, seed_worker
 
 __all__ = [
     "DATASETS",
     "IGNORE_INDEX",
     "OFFICIAL_TAIL_CLASSES",
+    "SAMPLERS",
     "ADE20KDataset",
     "COCOStuffDataset",
     "CityscapesDataset",
     "FolderDataset",
+    "RareClassSampler",
+    "RepeatFactorSampler",
+    "ResumableSampler",
+    "SeededSamples",
     "SegDataset",
+    "StreamSampler",
     "build_dataset",
+    "build_sampler",
     "build_test_pipeline",
     "build_train_pipeline",
+    "make_train_loader",
     "read_image",
     "read_label",
+    "sample_seed",
     "seed_worker",
     "write_label",
 ]

@@ -4,10 +4,15 @@ Every dataset is a list of (image, label) file pairs found at construction time.
 dict ``{"image": (H, W, 3) uint8 RGB, "label": (H, W) int64, "image_path", "label_path"}`` with
 the dataset's label convention applied (ignore = 255; ADE20K: ``reduce_zero_label``, i.e. 0 ->
 255 and every other id minus 1), then passed through ``transforms`` when given.
+
+Every dataset class takes ``(root, split, transforms=None, ...)``: the engine fills those three,
+the rest are the dataset's options (plain-annotated, defaults in the signature), checked by
+:func:`build_dataset` against the signature (:func:`dataset_options`).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,9 +30,12 @@ from aucseg.data.classes import (
     COCO_STUFF_PALETTE,
     default_palette,
 )
-from aucseg.data.io import read_image, read_label
+from aucseg.data.io import MissingFileError, read_image, read_label
+from aucseg.errors import InputError
 
 IGNORE_INDEX = 255
+#: Constructor arguments the engine fills in; every other argument is a dataset option.
+DATASET_INPUTS: tuple[str, ...] = ("root", "split", "transforms")
 Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
 
@@ -40,7 +48,7 @@ def _require_dir(path: Path, what: str) -> None:
     if parent.is_dir():
         subdirs = sorted(p.name for p in parent.iterdir() if p.is_dir())
         hint = f"; {parent} holds: {', '.join(subdirs[:10]) or 'no folders'}"
-    raise FileNotFoundError(f"{what} not found: {path}{hint}")
+    raise MissingFileError(f"{what} not found: {path}{hint}")
 
 
 def _files_with_suffix(folder: Path, suffix: str) -> dict[str, Path]:
@@ -71,15 +79,15 @@ def scan_pairs(
         (image_path, label_path) pairs sorted by image path.
 
     Raises:
-        FileNotFoundError: a folder is missing, or some images have no label (a few are named).
-        ValueError: no image ends with ``img_suffix``.
+        MissingFileError: a folder is missing, or some images have no label (a few are named).
+        InputError: no image ends with ``img_suffix``.
     """
     img_dir, ann_dir = Path(img_dir), Path(ann_dir)
     _require_dir(img_dir, "image folder")
     _require_dir(ann_dir, "label folder")
     images = _files_with_suffix(img_dir, img_suffix)
     if not images:
-        raise ValueError(
+        raise InputError(
             f"no images ending in {img_suffix!r} under {img_dir}; check the folder and the "
             "image suffix"
         )
@@ -87,7 +95,7 @@ def scan_pairs(
     missing = sorted(key for key in images if key not in labels)
     if missing:
         names = ", ".join(images[k].name for k in missing[:5])
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{len(missing)} of {len(images)} images under {img_dir} have no label ending in "
             f"{seg_suffix!r} under {ann_dir} (e.g. {names}); add the labels (for raw Cityscapes"
             " or COCO-Stuff labels run 'aucseg convert-labels') or remove those images"
@@ -121,10 +129,13 @@ class SegDataset(Dataset):
     Args:
         samples: (image_path, label_path) pairs (see :func:`scan_pairs`).
         classes: class names; their number is ``num_classes``.
-        palette: (C, 3) RGB colours; ``None`` -> the class's ``PALETTE`` or a random one.
+        palette: (C, 3) RGB colours; ``None`` -> the class's ``PALETTE`` or a generated one.
         reduce_zero_label: apply the ADE20K convention (0 -> 255, others -1).
         transforms: callable applied to each item dict (e.g. a training pipeline).
         check_labels: raise on label values outside ``[0, C-1] ∪ {255}`` (cheap, vectorised).
+
+    Raises:
+        InputError: no samples, no or duplicate class names, or a palette of the wrong size.
     """
 
     CLASSES: ClassVar[tuple[str, ...]] = ()
@@ -137,6 +148,10 @@ class SegDataset(Dataset):
     CROP_SIZE: ClassVar[tuple[int, int]] = (512, 512)
     TEST_IMG_SCALE: ClassVar[tuple[int, int]] = (2048, 512)
     TEST_SIZE_DIVISOR: ClassVar[int | None] = 32
+    #: How to fix label values outside the classes (the end of the error message).
+    LABEL_FIX: ClassVar[str] = (
+        "raw Cityscapes/COCO-Stuff ids must be converted with 'aucseg convert-labels'"
+    )
 
     def __init__(
         self,
@@ -147,10 +162,14 @@ class SegDataset(Dataset):
         transforms: Transform | None = None,
         check_labels: bool = True,
     ) -> None:
+        name = type(self).__name__
         if not samples:
-            raise ValueError(f"{type(self).__name__} got an empty sample list; nothing to load")
+            raise InputError(f"{name} got an empty sample list; nothing to load")
         if not classes:
-            raise ValueError(f"{type(self).__name__} needs at least one class name, got none")
+            raise InputError(f"{name} needs at least one class name, got none")
+        if len(set(classes)) != len(classes):
+            dupes = sorted({c for c in classes if list(classes).count(c) > 1})
+            raise InputError(f"{name} class names must be distinct; repeated: {dupes}")
         if transforms is not None and not callable(transforms):
             raise TypeError(f"transforms must be callable (sample -> sample), got {transforms!r}")
         self.samples: list[tuple[Path, Path]] = [(Path(i), Path(a)) for i, a in samples]
@@ -166,11 +185,15 @@ class SegDataset(Dataset):
     ) -> np.ndarray:
         if palette is None:
             palette = self.PALETTE if self.PALETTE is not None else default_palette(num_classes)
-        arr = np.asarray(palette)
-        if arr.shape != (num_classes, 3) or arr.min() < 0 or arr.max() > 255:
-            raise ValueError(
-                f"palette must be {num_classes} RGB triples in [0, 255] (one per class), "
-                f"got an array of shape {arr.shape}"
+        try:
+            arr = np.asarray(palette, dtype=np.int64)
+        except (TypeError, ValueError):
+            arr = np.zeros((0,), np.int64)  # ragged or non-numeric: reported below
+        if arr.shape != (num_classes, 3) or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise InputError(
+                f"palette must be {num_classes} RGB triples in [0, 255] (one per class), got an "
+                f"array of shape {arr.shape}; give one colour per class or leave palette unset "
+                "for generated colours"
             )
         return arr.astype(np.uint8)
 
@@ -200,7 +223,7 @@ class SegDataset(Dataset):
         image = read_image(image_path)
         label = apply_label_convention(read_label(label_path), self.reduce_zero_label)
         if image.shape[:2] != label.shape:
-            raise ValueError(
+            raise InputError(
                 f"image {image_path} is {image.shape[0]}x{image.shape[1]} but its label "
                 f"{label_path} is {label.shape[0]}x{label.shape[1]}; they must match"
             )
@@ -213,17 +236,22 @@ class SegDataset(Dataset):
             "label_path": str(label_path),
         }
 
+    def label_fix(self, max_value: int) -> str:
+        """The fix for label values up to ``max_value`` outside the classes (error message)."""
+        del max_value
+        return self.LABEL_FIX
+
     def _check_range(self, label: np.ndarray, label_path: Path) -> None:
         bad = ((label < 0) | (label >= self.num_classes)) & (label != self.ignore_index)
         if bad.any():
             values = np.unique(label[bad])
             shown = ", ".join(str(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
             zero = " after reduce_zero_label" if self.reduce_zero_label else ""
-            raise ValueError(
+            raise InputError(
                 f"label file {label_path} holds values {shown}{zero} outside the "
                 f"{self.num_classes} classes of {type(self).__name__} (allowed: 0.."
-                f"{self.num_classes - 1} and {self.ignore_index} = ignore); raw Cityscapes/"
-                "COCO-Stuff ids must be converted with 'aucseg convert-labels'"
+                f"{self.num_classes - 1} and {self.ignore_index} = ignore); "
+                f"{self.label_fix(int(values.max()))}"
             )
 
     def __getitem__(self, index: int) -> Sample:
@@ -239,13 +267,13 @@ class SegDataset(Dataset):
 
 def _check_split(cls: type[SegDataset], split: str) -> None:
     if split not in cls.SPLITS:
-        raise ValueError(f"{cls.__name__} split must be one of {list(cls.SPLITS)}, got {split!r}")
+        raise InputError(f"{cls.__name__} split must be one of {list(cls.SPLITS)}, got {split!r}")
 
 
 def _check_root(root: str | Path, cls: type[SegDataset]) -> Path:
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{cls.__name__} root not found: {root}; pass the folder that holds the dataset "
             "layout (see the README)"
         )
@@ -262,6 +290,7 @@ class ADE20KDataset(SegDataset):
     CLASSES = ADE20K_CLASSES
     PALETTE = ADE20K_PALETTE
     SPLITS = ("training", "validation")
+    LABEL_FIX = "ADE20K labels store 0 (other) and 1..150; re-extract the annotations"
 
     def __init__(
         self,
@@ -329,42 +358,78 @@ class COCOStuffDataset(SegDataset):
         super().__init__(samples, self.CLASSES, None, False, transforms, check_labels)
 
 
+def _class_names(classes: list[str] | int) -> list[str]:
+    """Class names from a list of names or a count (``class_0``, ``class_1``, ...)."""
+    if isinstance(classes, bool) or not isinstance(classes, int | Sequence):
+        raise TypeError(f"classes must be a list of names or a count, got {classes!r}")
+    if isinstance(classes, str):
+        raise TypeError(f"classes must be a list of names or a count, got the string {classes!r}")
+    if isinstance(classes, int):
+        if classes < 1:
+            raise InputError(f"classes must be names or a positive count, got {classes}")
+        return [f"class_{i}" for i in range(classes)]
+    return [str(c) for c in classes]
+
+
 class FolderDataset(SegDataset):
-    """A user's own dataset: an image folder and a label folder, paired by relative file name.
+    """A user's own dataset, laid out as MMSegmentation's ``CustomDataset``.
+
+    Images ``root/img_dir/<name><img_suffix>`` are paired with labels
+    ``root/ann_dir/<name><seg_map_suffix>`` (searched recursively; ``<name>`` may hold
+    sub-folders); ``{split}`` in ``img_dir``/``ann_dir`` is replaced by the split name. Labels
+    are single-channel maps of class ids (255 = ignore).
 
     Args:
-        img_dir: folder of images (searched recursively).
-        ann_dir: folder of single-channel label maps (ids as pixel values, 255 = ignore).
-        classes: class names, or their number (names become ``"class_0"``, ...).
-        img_suffix: image file-name ending. seg_suffix: label file-name ending.
-        reduce_zero_label: stored 0 means "ignore" and ids start at 1 (ADE20K style).
-        palette: (C, 3) RGB colours; default a fixed random palette.
+        root: dataset folder; ``img_dir`` and ``ann_dir`` are relative to it.
+        split: split name (any non-empty string, e.g. "train", "val").
         transforms: callable applied to each item dict.
+        classes: class names, or their number (names become ``"class_0"``, ...).
+        palette: one RGB triple per class; default generated colours.
+        img_dir: image folder below root. ann_dir: label folder below root.
+        img_suffix: image file-name ending. seg_map_suffix: label file-name ending.
+        reduce_zero_label: stored 0 means "unlabelled" (-> 255) and ids start at 1 (ADE20K).
         check_labels: raise on label values outside ``[0, C-1] ∪ {255}``.
+
+    Raises:
+        InputError: an empty split, bad classes or palette, missing folders or labels.
+        TypeError: classes is neither a list of names nor an int.
     """
 
     def __init__(
         self,
-        img_dir: str | Path,
-        ann_dir: str | Path,
-        classes: Sequence[str] | int,
-        img_suffix: str = ".jpg",
-        seg_suffix: str = ".png",
-        reduce_zero_label: bool = False,
-        palette: np.ndarray | Sequence[Sequence[int]] | None = None,
+        root: str | Path,
+        split: str,
         transforms: Transform | None = None,
+        *,
+        classes: list[str] | int,
+        palette: list[list[int]] | None = None,
+        img_dir: str = "images/{split}",
+        ann_dir: str = "annotations/{split}",
+        img_suffix: str = ".jpg",
+        seg_map_suffix: str = ".png",
+        reduce_zero_label: bool = False,
         check_labels: bool = True,
     ) -> None:
-        if isinstance(classes, int):
-            if classes < 1:
-                raise ValueError(f"classes must be names or a positive count, got {classes}")
-            classes = [f"class_{i}" for i in range(classes)]
-        elif isinstance(classes, str):
-            raise TypeError(
-                f"classes must be a list of names or a count, got the string {classes!r}"
+        if not isinstance(split, str) or not split:
+            raise InputError(f"split must be a non-empty string, got {split!r}")
+        names = _class_names(classes)
+        root = _check_root(root, type(self))
+        images = root / img_dir.replace("{split}", split)
+        labels = root / ann_dir.replace("{split}", split)
+        samples = scan_pairs(images, labels, img_suffix, seg_map_suffix)
+        super().__init__(samples, names, palette, reduce_zero_label, transforms, check_labels)
+
+    def label_fix(self, max_value: int) -> str:
+        """The fix for label values up to ``max_value`` outside the classes (error message)."""
+        if self.reduce_zero_label:
+            return (
+                f"set classes to {max_value + 1} names (or a count), or check the labels "
+                "(reduce_zero_label is on: stored ids 1..C become 0..C-1)"
             )
-        samples = scan_pairs(img_dir, ann_dir, img_suffix, seg_suffix)
-        super().__init__(samples, classes, palette, reduce_zero_label, transforms, check_labels)
+        return (
+            f"set classes to {max_value + 1} names (or a count), or reduce_zero_label=true "
+            "when stored 0 marks unlabelled pixels and classes start at 1"
+        )
 
 
 DATASETS: dict[str, type[SegDataset]] = {
@@ -375,47 +440,55 @@ DATASETS: dict[str, type[SegDataset]] = {
 }
 
 
+def dataset_options(name: str) -> dict[str, Any]:
+    """The options of dataset ``name`` (its constructor minus root, split, transforms) with
+    their defaults; ``inspect.Parameter.empty`` marks a required one.
+
+    Raises:
+        InputError: unknown name (the valid ones are listed).
+    """
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}")
+    params = inspect.signature(DATASETS[name]).parameters.values()
+    return {p.name: p.default for p in params if p.name not in DATASET_INPUTS}
+
+
 def build_dataset(
     name: str,
     root: str | Path,
     split: str,
     transforms: Transform | None = None,
-    **kwargs: Any,
+    **options: Any,
 ) -> SegDataset:
     """Build a dataset by registry name.
 
     Args:
         name: one of :data:`DATASETS` ("ade20k", "cityscapes", "coco_stuff164k", "folder").
         root: folder holding the dataset layout.
-        split: a split of that dataset (e.g. "training" for ADE20K). For "folder" any name;
-            it fills ``{split}`` in ``img_dir``/``ann_dir``.
+        split: a split of that dataset (e.g. "training" for ADE20K); any name for "folder".
         transforms: callable applied to each item.
-        **kwargs: for "folder": ``classes`` (required), ``img_dir`` (default
-            ``"images/{split}"``) and ``ann_dir`` (default ``"annotations/{split}"``), both
-            relative to ``root``, and the other :class:`FolderDataset` arguments; for the
-            others: ``check_labels``.
+        **options: the dataset's own arguments (:func:`dataset_options`); for "folder":
+            ``classes`` (required), ``palette``, ``img_dir``, ``ann_dir``, ``img_suffix``,
+            ``seg_map_suffix``, ``reduce_zero_label``; for every dataset ``check_labels``.
 
     Returns:
         The dataset.
 
     Raises:
-        ValueError: unknown name or split (the valid ones are listed).
+        InputError: unknown name, split or option, or a missing required option (the
+            accepted ones are listed).
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}")
-    if name != "folder":
-        unknown = sorted(set(kwargs) - {"check_labels"})
-        if unknown:
-            raise ValueError(
-                f"dataset {name!r} takes no options {unknown}; only check_labels (the other "
-                "options belong to the 'folder' dataset)"
-            )
-        return DATASETS[name](root, split, transforms=transforms, **kwargs)
-    if not isinstance(split, str) or not split:
-        raise ValueError(f"split must be a non-empty string, got {split!r}")
-    if "classes" not in kwargs:
-        raise ValueError("the 'folder' dataset needs classes=[names...] (or a class count)")
-    root = Path(root)
-    img_dir = root / str(kwargs.pop("img_dir", "images/{split}")).format(split=split)
-    ann_dir = root / str(kwargs.pop("ann_dir", "annotations/{split}")).format(split=split)
-    return FolderDataset(img_dir, ann_dir, transforms=transforms, **kwargs)
+    accepted = dataset_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"dataset {name!r} takes no option {unknown[0]!r}; accepted: {sorted(accepted)}"
+        )
+    required = [k for k, v in accepted.items() if v is inspect.Parameter.empty]
+    missing = [k for k in required if k not in options]
+    if missing:
+        raise InputError(
+            f"dataset {name!r} needs the option {missing[0]!r} (required: {required}); e.g. "
+            "classes=[names...] or a class count for 'folder'"
+        )
+    return DATASETS[name](root, split, transforms, **options)

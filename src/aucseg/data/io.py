@@ -6,18 +6,61 @@ label maps are decoded with Pillow without any colour conversion (palette PNGs g
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from aucseg.errors import InputError
+
+__all__ = ["MissingFileError", "read_image", "read_label", "write_label"]
+
+_JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+
+
+class MissingFileError(InputError, FileNotFoundError):
+    """An input file that does not exist (both an InputError and a FileNotFoundError)."""
+
 
 def _existing_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} file not found: {path} (check the path and the layout)")
+        raise MissingFileError(
+            f"{what} file not found: {path}; check the path and the dataset layout"
+        )
     return path
+
+
+def _ends_cleanly(data: np.ndarray) -> bool:
+    """False for a JPEG or PNG whose end marker is not at the end (truncated, or trailing
+    bytes); True otherwise (other formats are left to the decoder). ``data``: (N,) uint8."""
+    head = data[:8].tobytes()
+    if head.startswith(_JPEG_START):
+        end = data.size - int(np.argmax(data[::-1] != 0))  # zero padding after EOI is common
+        return data[max(end - 2, 0) : end].tobytes() == _JPEG_END
+    if head.startswith(_PNG_START):
+        return data[-len(_PNG_END) :].tobytes() == _PNG_END
+    return True
+
+
+def _check_complete(data: bytes, path: Path) -> None:
+    """Raise InputError when Pillow finds the image data truncated or corrupt.
+
+    Used only when the end marker is missing: some OpenCV versions decode a truncated JPEG
+    into a partly grey image instead of failing.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except UnidentifiedImageError:
+        return  # a format Pillow does not know: the OpenCV decode stands
+    except (OSError, SyntaxError, ValueError) as err:
+        raise InputError(
+            f"image file {path} is truncated or corrupt ({err}); re-download or remove it"
+        ) from err
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -31,18 +74,20 @@ def read_image(path: str | Path) -> np.ndarray:
         (H, W, 3) uint8 array in RGB order.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is empty, corrupt or not an image.
+        MissingFileError: the file does not exist (an InputError and a FileNotFoundError).
+        InputError: the file is empty, truncated, corrupt or not an image.
     """
     path = _existing_file(path, "image")
     # np.fromfile + imdecode instead of imread: works with non-ASCII paths on every platform.
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise ValueError(
-            f"cannot decode image file {path}: it is empty, corrupt or not an image; "
-            "re-download or remove it"
+        raise InputError(
+            f"cannot decode image file {path}: it is empty, truncated, corrupt or not an "
+            "image; re-download or remove it"
         )
+    if not _ends_cleanly(data):
+        _check_complete(data.tobytes(), path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -56,8 +101,8 @@ def read_label(path: str | Path) -> np.ndarray:
         (H, W) int64 array of the stored ids (no label convention applied).
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is corrupt, not an image, or has several channels.
+        MissingFileError: the file does not exist (an InputError and a FileNotFoundError).
+        InputError: the file is truncated, corrupt, not an image, or has several channels.
     """
     path = _existing_file(path, "label")
     try:
@@ -65,11 +110,12 @@ def read_label(path: str | Path) -> np.ndarray:
             img.load()
             label = np.asarray(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ValueError(
-            f"cannot decode label file {path}: {err}; re-download or regenerate it"
+        raise InputError(
+            f"cannot decode label file {path} ({err}): it is truncated, corrupt or not an "
+            "image; re-download or regenerate it"
         ) from err
     if label.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"label file {path} has shape {label.shape}; a label map must be single-channel "
             "(H, W) with class ids as values (colour-coded masks must be converted to ids first)"
         )
@@ -84,20 +130,20 @@ def write_label(path: str | Path, label: np.ndarray) -> None:
         label: (H, W) integer array with values in [0, 255].
 
     Raises:
-        ValueError: wrong shape, non-integer dtype, or values outside [0, 255].
+        InputError: wrong shape, non-integer dtype, or values outside [0, 255].
     """
     path = Path(path)
     label = np.asarray(label)
     if label.ndim != 2:
-        raise ValueError(f"label must have shape (H, W), got {label.shape} for {path}")
+        raise InputError(f"label must have shape (H, W), got {label.shape} for {path}")
     if not (np.issubdtype(label.dtype, np.integer) or label.dtype == np.bool_):
-        raise ValueError(f"label must have an integer dtype, got {label.dtype} for {path}")
+        raise InputError(f"label must have an integer dtype, got {label.dtype} for {path}")
     if label.size and (label.min() < 0 or label.max() > 255):
-        raise ValueError(
+        raise InputError(
             f"label values must lie in [0, 255] to be stored as 8-bit PNG, got range "
             f"[{label.min()}, {label.max()}] for {path}"
         )
     if path.suffix.lower() != ".png":
-        raise ValueError(f"label files are written as PNG; got suffix {path.suffix!r} in {path}")
+        raise InputError(f"label files are written as PNG; got suffix {path.suffix!r} in {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8)).save(path, format="PNG")

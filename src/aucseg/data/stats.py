@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from aucseg.data.io import read_label
+from aucseg.data.io import MissingFileError, read_label
+from aucseg.errors import InputError
 
 __all__ = [
     "TAIL_FRACTIONS",
@@ -34,7 +36,9 @@ __all__ = [
     "default_rule",
     "load_class_groups",
     "load_class_stats",
+    "load_image_class_pixels",
     "plot_class_stats",
+    "sample_names",
     "save_class_stats",
     "split_groups",
     "write_class_stats",
@@ -53,16 +57,20 @@ GROUPS = ("head", "middle", "tail")
 
 @dataclass
 class ClassStats:
-    """Pixel and image counts per class.
+    """Pixel and image counts per class, and the class pixels of every label file.
 
     Shape:
         pixel_counts, image_counts: (C,) int64. ``image_counts[c]`` = images containing class c.
+        image_class_pixels: per label file (input order), ``{class id: pixels}`` of the classes
+        it holds; image_names: the matching :func:`sample_names`.
     """
 
     pixel_counts: np.ndarray
     image_counts: np.ndarray
     num_images: int
     ignored_pixels: int
+    image_class_pixels: list[dict[int, int]] | None = None
+    image_names: list[str] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -70,13 +78,28 @@ class ClassStats:
         return int(self.pixel_counts.shape[0])
 
 
+def sample_names(label_paths: Sequence[str | Path]) -> list[str]:
+    """Names of label files in a statistics file: the path below their common folder, no suffix.
+
+    E.g. ``aachen/aachen_000000_000019_gtFine_labelTrainIds`` for Cityscapes: unique within a
+    split and independent of where the dataset lives.
+    """
+    paths = [Path(p) for p in label_paths]
+    if not paths:
+        return []
+    common = Path(os.path.commonpath([p.parent.absolute() for p in paths]))
+    return [p.absolute().relative_to(common).with_suffix("").as_posix() for p in paths]
+
+
 def _count_chunk(
     paths: Sequence[str], num_classes: int, reduce_zero_label: bool, ignore_index: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pixel counts, image counts and ignored pixels of a few label files (one worker task)."""
+) -> tuple[np.ndarray, np.ndarray, int, list[dict[int, int]]]:
+    """Pixel counts, image counts, ignored pixels and per-image class pixels of a few label
+    files (one worker task)."""
     pixels = np.zeros(num_classes, dtype=np.int64)
     images = np.zeros(num_classes, dtype=np.int64)
     ignored = 0
+    per_image: list[dict[int, int]] = []
     offset = 1 if reduce_zero_label else 0  # reduce_zero_label: raw 0 -> ignore, k -> k - 1
     for path in paths:
         label = read_label(path)
@@ -87,7 +110,9 @@ def _count_chunk(
         pixels += valid
         images += valid > 0
         ignored += int(label.size - valid.sum())
-    return pixels, images, ignored
+        present = np.flatnonzero(valid)
+        per_image.append(dict(zip(present.tolist(), valid[present].tolist(), strict=True)))
+    return pixels, images, ignored, per_image
 
 
 def compute_class_stats(
@@ -109,17 +134,16 @@ def compute_class_stats(
         progress: show a tqdm progress bar.
 
     Returns:
-        The counts.
+        The counts, with the per-image class pixels in input order.
 
     Raises:
-        ValueError: for an empty list or num_classes < 1.
-        FileNotFoundError: for an unreadable label file.
+        InputError: for an empty list, num_classes < 1, or a missing or unreadable label file.
     """
     paths = [str(p) for p in label_paths]
     if not paths:
-        raise ValueError("label_paths is empty: check the dataset root and split")
+        raise InputError("label_paths is empty: check the dataset root and split")
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise InputError(f"num_classes must be >= 1, got {num_classes}")
     size = max(1, min(64, math.ceil(len(paths) / max(1, workers) / 8)))
     chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
     args = (num_classes, reduce_zero_label, ignore_index)
@@ -128,7 +152,7 @@ def compute_class_stats(
     images = np.zeros(num_classes, dtype=np.int64)
     ignored = 0
 
-    def results() -> Iterable[tuple[np.ndarray, np.ndarray, int]]:
+    def results() -> Iterable[tuple[np.ndarray, np.ndarray, int, list[dict[int, int]]]]:
         if workers <= 1 or len(chunks) == 1:
             yield from (_count_chunk(chunk, *args) for chunk in chunks)
             return
@@ -136,15 +160,17 @@ def compute_class_stats(
             futures = [pool.submit(_count_chunk, chunk, *args) for chunk in chunks]
             yield from (f.result() for f in futures)
 
-    for (p, i, n), chunk in zip(results(), chunks, strict=True):
+    per_image: list[dict[int, int]] = []
+    for (p, i, n, classes), chunk in zip(results(), chunks, strict=True):
         pixels += p
         images += i
         ignored += n
+        per_image += classes
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    return ClassStats(pixels, images, len(paths), ignored)
+    return ClassStats(pixels, images, len(paths), ignored, per_image, sample_names(paths))
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -183,15 +209,15 @@ def split_groups(
         pixel count (class ids).
 
     Raises:
-        ValueError: for parameters out of range or an empty/negative count vector.
+        InputError: for parameters out of range or an empty/negative count vector.
     """
     counts = np.asarray(pixel_counts, dtype=np.int64)
     if counts.ndim != 1 or counts.size == 0 or (counts < 0).any():
-        raise ValueError(f"pixel_counts must be a non-empty vector of counts >= 0, got {counts}")
+        raise InputError(f"pixel_counts must be a non-empty vector of counts >= 0, got {counts}")
     if not 0.0 < head_mass <= 1.0:
-        raise ValueError(f"head_mass must lie in (0, 1], got {head_mass}")
+        raise InputError(f"head_mass must lie in (0, 1], got {head_mass}")
     if not 0.0 <= tail_fraction < 1.0:
-        raise ValueError(f"tail_fraction must lie in [0, 1), got {tail_fraction}")
+        raise InputError(f"tail_fraction must lie in [0, 1), got {tail_fraction}")
     num = counts.size
     order = np.lexsort((np.arange(num), -counts))  # decreasing count, ties by id
     share = np.cumsum(counts[order]) / max(int(counts.sum()), 1)
@@ -213,16 +239,18 @@ def save_class_stats(
     class_names: Sequence[str],
     rule: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write counts, groups and the rule to JSON.
+    """Write counts, groups, the rule and the per-image class pixels to JSON.
 
     Keys: ``num_classes``, ``classes``, ``pixel_counts``, ``image_counts``, ``num_images``,
-    ``ignored_pixels``, ``rule``, ``groups`` ({"head", "middle", "tail"}).
+    ``ignored_pixels``, ``rule``, ``groups`` ({"head", "middle", "tail"}) and, when ``stats``
+    has them, ``images``: one ``{"name": ..., "classes": [[class id, pixels], ...]}`` per
+    label file in dataset order, one line each.
 
     Raises:
-        ValueError: when names or groups do not match the counts.
+        InputError: when names or groups do not match the counts.
     """
     if len(class_names) != stats.num_classes:
-        raise ValueError(
+        raise InputError(
             f"{len(class_names)} class names for {stats.num_classes} classes; pass one per class"
         )
     _check_groups(groups, stats.num_classes)
@@ -242,37 +270,85 @@ def save_class_stats(
         "rule": rule_desc,
         "groups": {k: [int(c) for c in groups[k]] for k in GROUPS},
     }
+    text = json.dumps(payload, indent=1)
+    if stats.image_class_pixels is not None and stats.image_names is not None:
+        rows = [
+            json.dumps({"name": name, "classes": [[int(c), int(n)] for c, n in d.items()]})
+            for name, d in zip(stats.image_names, stats.image_class_pixels, strict=True)
+        ]
+        text = text[: -len("\n}")] + ',\n "images": [\n  ' + ",\n  ".join(rows) + "\n ]\n}"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    path.write_text(text + "\n")
     return path
 
 
 def _check_groups(groups: Mapping[str, Sequence[int]], num_classes: int) -> None:
-    """Raise ValueError unless groups has the three keys and partitions ids into [0, C)."""
+    """Raise InputError unless groups has the three keys and partitions ids into [0, C)."""
     if set(groups) != set(GROUPS):
-        raise ValueError(f"groups must have keys {GROUPS}, got {sorted(groups)}")
+        raise InputError(f"groups must have keys {GROUPS}, got {sorted(groups)}")
     ids = [int(c) for k in GROUPS for c in groups[k]]
     if len(set(ids)) != len(ids) or any(not 0 <= c < num_classes for c in ids):
-        raise ValueError(f"groups must hold distinct class ids in [0, {num_classes}), got {ids}")
+        raise InputError(f"groups must hold distinct class ids in [0, {num_classes}), got {ids}")
 
 
 def load_class_stats(path: str | Path) -> dict[str, Any]:
-    """Read a file written by :func:`save_class_stats`.
+    """Read a file written by :func:`save_class_stats` (files without ``images`` load too).
 
     Raises:
-        FileNotFoundError: when the file does not exist.
-        ValueError: when it lacks the expected keys.
+        MissingFileError: when the file does not exist (an InputError, a FileNotFoundError).
+        InputError: when it is not JSON or lacks the expected keys.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"class statistics file {path} not found; run 'aucseg stats'")
-    data = json.loads(path.read_text())
-    missing = {"num_classes", "pixel_counts", "groups"} - set(data)
+        raise MissingFileError(f"class statistics file {path} not found; run 'aucseg stats'")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(
+            f"{path} is not a JSON 'aucseg stats' file ({err}); re-run 'aucseg stats'"
+        ) from err
+    missing = {"num_classes", "pixel_counts", "groups"} - set(
+        data if isinstance(data, dict) else ()
+    )
     if missing:
-        raise ValueError(f"{path} is not an 'aucseg stats' file: missing keys {sorted(missing)}")
+        raise InputError(f"{path} is not an 'aucseg stats' file: missing keys {sorted(missing)}")
     _check_groups(data["groups"], int(data["num_classes"]))
     return data
+
+
+def load_image_class_pixels(path: str | Path, dataset: Any) -> list[dict[int, int]]:
+    """Per-image ``{class id: pixels}`` of a statistics file, checked against ``dataset``.
+
+    Args:
+        path: file written by ``aucseg stats`` on the training split.
+        dataset: the training dataset; its ``samples`` ((image, label) path pairs) must be the
+            label files of the statistics, in the same order (names by :func:`sample_names`).
+
+    Returns:
+        One mapping per dataset sample, in dataset order.
+
+    Raises:
+        InputError: the file has no ``images`` (an older ``aucseg stats``) or they do not
+            match the dataset's samples (stale statistics).
+    """
+    data = load_class_stats(path)
+    rerun = "re-run 'aucseg stats' on the training split of this dataset"
+    if "images" not in data:
+        raise InputError(f"{path} holds no per-image class pixels (key 'images'); {rerun}")
+    names = sample_names([label for _, label in dataset.samples])
+    stored = [str(entry["name"]) for entry in data["images"]]
+    if len(stored) != len(names):
+        raise InputError(
+            f"{path} describes {len(stored)} label files but the dataset has {len(names)} "
+            f"samples; {rerun}"
+        )
+    for i, (have, want) in enumerate(zip(stored, names, strict=True)):
+        if have != want:
+            raise InputError(
+                f"{path}: image {i} is {have!r} but the dataset's sample {i} is {want!r}; {rerun}"
+            )
+    return [{int(c): int(n) for c, n in entry["classes"]} for entry in data["images"]]
 
 
 def load_class_groups(path: str | Path) -> dict[str, list[int]]:
