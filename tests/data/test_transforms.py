@@ -11,6 +11,7 @@ from aucseg.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Compose,
+    EvalPreset,
     Normalize,
     Pad,
     PhotoMetricDistortion,
@@ -18,12 +19,14 @@ from aucseg.data.transforms import (
     RandomFlip,
     Resize,
     ResizeToMultiple,
+    ToTensor,
     _convert,
     build_test_pipeline,
     build_train_pipeline,
     rescale_size,
     resize_label,
 )
+from aucseg.errors import InputError
 
 
 def _sample(h=40, w=60, seed=0, num_classes=5):
@@ -294,6 +297,44 @@ def test_test_pipeline_keeps_original_label():
     torch.testing.assert_close(out["label"], torch.from_numpy(s["label"]))
     out2 = build_test_pipeline(img_scale=(64, 32))({"image": s["image"]})
     assert out2["image"].shape == (3, 32, 48) and "label" not in out2
+
+
+@pytest.mark.parametrize(
+    ("hw", "img_scale", "divisor"),
+    [
+        ((375, 500), (2048, 512), 32),  # ADE20K-like: upscaled, then rounded up
+        ((1024, 2048), (2048, 1024), None),  # Cityscapes: already fits, no rounding
+        ((61, 47), (64, 32), 8),  # downscaled, odd sizes
+        ((33, 50), None, 16),  # no keep-ratio resize, only the multiple
+    ],
+)
+def test_eval_preset_is_the_test_pipeline_bit_for_bit(hw, img_scale, divisor):
+    s = _sample(*hw)
+    # the test pipeline as written before the preset existed, op by op
+    legacy = [Resize(img_scale, keep_ratio=True, resize_label=False)] if img_scale else []
+    legacy += [ResizeToMultiple(divisor)] if divisor else []
+    expected = Compose([*legacy, Normalize(), ToTensor()])({"image": s["image"]})["image"]
+    image, meta = EvalPreset(img_scale, divisor)(s["image"])
+    assert image.dtype == torch.float32 and image.is_contiguous()
+    assert torch.equal(image, expected)
+    out = build_test_pipeline(img_scale, size_divisor=divisor)(s)
+    assert torch.equal(out["image"], image)
+    assert meta["ori_shape"] == hw == out["ori_shape"] and meta["img_shape"] == image.shape[1:]
+    assert out["img_shape"] == meta["img_shape"] and out["scale_factor"] == meta["scale_factor"]
+    torch.testing.assert_close(out["label"], torch.from_numpy(s["label"]))
+
+
+def test_eval_preset_meta_and_errors():
+    image, meta = EvalPreset((64, 32), 32)(np.zeros((40, 60, 3), np.uint8))
+    assert tuple(image.shape) == (3, 32, 64)  # 40x60 -> 32x48 -> 32x64
+    assert meta == {"ori_shape": (40, 60), "img_shape": (32, 64), "scale_factor": (0.8, 0.8)}
+    assert EvalPreset(None)(np.zeros((5, 7, 3), np.uint8))[1]["scale_factor"] == (1.0, 1.0)
+    with pytest.raises(TypeError, match="uint8"):
+        EvalPreset((64, 32))(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(InputError, match=r"\(H, W, 3\), got \(4, 4\)"):
+        EvalPreset((64, 32))(np.zeros((4, 4), np.uint8))
+    with pytest.raises(InputError, match="img_scale"):
+        EvalPreset((64, 0))
 
 
 def test_train_pipeline_is_deterministic_under_a_seed():

@@ -1,9 +1,11 @@
-"""Datasets, label conversion and training/test transforms.
+"""Datasets, label conversion, training/test transforms, training data order and statistics.
 
 Public entry points: :func:`build_dataset` / :data:`DATASETS`, the dataset classes, the
 pipelines :func:`~aucseg.data.transforms.build_train_pipeline` and
-:func:`~aucseg.data.transforms.build_test_pipeline`, :func:`seed_worker` for DataLoaders and
-:data:`OFFICIAL_TAIL_CLASSES`.
+:func:`~aucseg.data.transforms.build_test_pipeline`, the one test-time preprocessing
+:class:`EvalPreset`, the training samplers :data:`SAMPLERS` / :func:`build_sampler` and loader
+:func:`make_train_loader`, :func:`load_image_class_pixels` (per-image class pixels of an
+``aucseg stats`` file), :func:`seed_worker` for DataLoaders and :data:`OFFICIAL_TAIL_CLASSES`.
 """
 
 from aucseg.data.classes import OFFICIAL_TAIL_CLASSES
@@ -28,7 +30,13 @@ from aucseg.data.samplers import (
     build_sampler,
     sample_seed,
 )
-from aucseg.data.transforms import build_test_pipeline, build_train_pipeline, seed_worker
+from aucseg.data.stats import load_image_class_pixels
+from aucseg.data.transforms import (
+    EvalPreset,
+    build_test_pipeline,
+    build_train_pipeline,
+    seed_worker,
+)
 
 __all__ = [
     "DATASETS",
@@ -38,6 +46,7 @@ __all__ = [
     "ADE20KDataset",
     "COCOStuffDataset",
     "CityscapesDataset",
+    "EvalPreset",
     "FolderDataset",
     "RareClassSampler",
     "RepeatFactorSampler",
@@ -49,6 +58,7 @@ __all__ = [
     "build_sampler",
     "build_test_pipeline",
     "build_train_pipeline",
+    "load_image_class_pixels",
     "make_train_loader",
     "read_image",
     "read_label",

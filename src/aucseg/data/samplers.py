@@ -29,6 +29,7 @@ long-tail samplers use streams from :data:`LONG_TAIL_STREAM` on, clear of any ra
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -74,7 +75,7 @@ def sample_seed(seed: int, position: int, stream: int = 0) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
-class StreamSampler(Sampler):
+class StreamSampler(Sampler, ABC):
     """Base of the training samplers: one global stream of indices, sliced by rank.
 
     Subclasses implement :meth:`index_at` (the dataset index at a global position, a pure
@@ -107,9 +108,9 @@ class StreamSampler(Sampler):
         self.size, self.seed = int(size), int(seed)
         self.rank, self.world_size, self.start = int(rank), int(world_size), int(start)
 
+    @abstractmethod
     def index_at(self, position: int) -> int:
         """Dataset index at global stream ``position``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement index_at")
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         pos = self.start
@@ -237,7 +238,9 @@ class RareClassSampler(StreamSampler):
 
     At global position ``p`` a generator seeded by ``sample_seed(seed, p, LONG_TAIL_STREAM)``
     draws class ``c`` with :func:`rare_class_probabilities`, then one of its candidate images
-    uniformly; draws at different positions are independent.
+    uniformly; draws at different positions are independent. The pixel counts are those of the
+    full label maps; unlike DAFormer, the random crop is not re-drawn until it holds ``c``
+    (the crop belongs to the pipeline, which ``RandomCrop(cat_max_ratio)`` already steers).
 
     Args:
         size, seed, rank, world_size, start: as :class:`StreamSampler`.

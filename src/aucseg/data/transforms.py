@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 import torch
 
+from aucseg.errors import InputError
+
 Sample = dict[str, Any]
 
 IMAGENET_MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
@@ -51,7 +53,7 @@ def _pair(value: Sequence[int] | int, name: str) -> tuple[int, int]:
     if not isinstance(value, Sequence | np.ndarray) or isinstance(value, str):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if len(value) != 2 or any(int(v) != v or v <= 0 for v in value):
-        raise ValueError(f"{name} must be two positive integers, got {value!r}")
+        raise InputError(f"{name} must be two positive integers, got {value!r}")
     return int(value[0]), int(value[1])
 
 
@@ -144,7 +146,7 @@ class Resize:
         if ratio_range is not None:
             lo, hi = (float(r) for r in ratio_range)
             if not 0 < lo <= hi:
-                raise ValueError(f"ratio_range must satisfy 0 < lo <= hi, got {ratio_range!r}")
+                raise InputError(f"ratio_range must satisfy 0 < lo <= hi, got {ratio_range!r}")
             ratio_range = (lo, hi)
         self.ratio_range = ratio_range
         self.keep_ratio = keep_ratio
@@ -198,7 +200,7 @@ class RandomCrop:
     ) -> None:
         self.crop_size = _pair(crop_size, "crop_size")
         if not cat_max_ratio > 0:
-            raise ValueError(f"cat_max_ratio must be > 0, got {cat_max_ratio}")
+            raise InputError(f"cat_max_ratio must be > 0, got {cat_max_ratio}")
         self.cat_max_ratio = float(cat_max_ratio)
         self.ignore_index = ignore_index
         self.max_tries = int(max_tries)
@@ -246,9 +248,9 @@ class RandomFlip:
 
     def __init__(self, prob: float = 0.5, direction: str = "horizontal") -> None:
         if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must lie in [0, 1], got {prob}")
+            raise InputError(f"prob must lie in [0, 1], got {prob}")
         if direction not in ("horizontal", "vertical"):
-            raise ValueError(f"direction must be 'horizontal' or 'vertical', got {direction!r}")
+            raise InputError(f"direction must be 'horizontal' or 'vertical', got {direction!r}")
         self.prob = prob
         self.direction = direction
 
@@ -367,7 +369,7 @@ class Normalize:
         self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
     ) -> None:
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError(f"mean/std must be 3 values with std > 0, got {mean!r}, {std!r}")
+            raise InputError(f"mean/std must be 3 values with std > 0, got {mean!r}, {std!r}")
         self.mean = np.asarray(mean, dtype=np.float64).reshape(1, 3)
         self.inv_std = 1.0 / np.asarray(std, dtype=np.float64).reshape(1, 3)
 
@@ -403,7 +405,7 @@ class Pad:
         h, w = image.shape[:2]
         dh, dw = self.size[0] - h, self.size[1] - w
         if dh < 0 or dw < 0:
-            raise ValueError(
+            raise InputError(
                 f"cannot pad an image of {h}x{w} to the smaller size {self.size}; crop first"
             )
         if dh or dw:
@@ -428,7 +430,7 @@ class ResizeToMultiple:
 
     def __init__(self, size_divisor: int = 32, resize_label: bool = False) -> None:
         if int(size_divisor) != size_divisor or size_divisor < 1:
-            raise ValueError(f"size_divisor must be a positive integer, got {size_divisor!r}")
+            raise InputError(f"size_divisor must be a positive integer, got {size_divisor!r}")
         self.size_divisor = int(size_divisor)
         self.resize_label = resize_label
 
@@ -502,29 +504,110 @@ def build_train_pipeline(
     return Compose(ops)
 
 
+class EvalPreset:
+    """The one test-time preprocessing, shared by ``aucseg test``, ``aucseg predict`` and the
+    Python inference API (as torchvision's single evaluation preset).
+
+    Exactly the official test pipeline on the image: :class:`Resize` to fit ``img_scale``
+    keeping the ratio (mmcv ``imrescale``, bilinear), then :class:`ResizeToMultiple` when
+    ``size_divisor`` is set, then :class:`Normalize` (mmcv rounding) and :class:`ToTensor`.
+
+    Args:
+        img_scale: (long, short) bound, e.g. (2048, 512); None keeps the input size.
+        size_divisor: round both sides up to a multiple of it (e.g. 32); None skips.
+        mean, std: RGB normalisation.
+    """
+
+    def __init__(
+        self,
+        img_scale: tuple[int, int] | None,
+        size_divisor: int | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        ops: list[Callable[[Sample], Sample]] = []
+        if img_scale is not None:
+            ops.append(Resize(img_scale, keep_ratio=True, resize_label=False))
+        if size_divisor is not None:
+            ops.append(ResizeToMultiple(size_divisor))
+        self.img_scale = None if img_scale is None else _pair(img_scale, "img_scale")
+        self.size_divisor = size_divisor
+        self._ops = Compose([*ops, Normalize(mean, std), ToTensor()])
+
+    def __call__(self, image: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Preprocess one RGB image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+
+        Returns:
+            ``(tensor, meta)``: the (3, H', W') float32 normalised image and ``{"ori_shape":
+            (H, W), "img_shape": (H', W'), "scale_factor": (h / H, w / W)}`` (the keep-ratio
+            resize's factor, as mmseg; (1.0, 1.0) without ``img_scale``).
+
+        Raises:
+            TypeError: not a uint8 NumPy array. InputError: not of shape (H, W, 3).
+        """
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+            kind = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
+            raise TypeError(f"EvalPreset needs a uint8 NumPy image (H, W, 3), got {kind}")
+        if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+            raise InputError(
+                f"EvalPreset needs an RGB image of shape (H, W, 3), got {image.shape}; read "
+                "files with aucseg.data.read_image"
+            )
+        out = self._ops({"image": image})
+        meta = {
+            "ori_shape": tuple(image.shape[:2]),
+            "img_shape": tuple(out["image"].shape[1:]),
+            "scale_factor": out.get("scale_factor", (1.0, 1.0)),
+        }
+        return out["image"], meta
+
+    def __repr__(self) -> str:
+        return f"EvalPreset(img_scale={self.img_scale}, size_divisor={self.size_divisor})"
+
+
+class ApplyEvalPreset:
+    """Pipeline op: :class:`EvalPreset` on ``"image"`` (meta keys added), ``"label"`` -> int64
+    tensor at the original resolution."""
+
+    def __init__(self, preset: EvalPreset) -> None:
+        self.preset = preset
+
+    def __call__(self, sample: Sample) -> Sample:
+        sample = dict(sample)
+        sample["image"], meta = self.preset(_image(sample))
+        sample.update(meta)
+        if sample.get("label") is not None:
+            label = np.ascontiguousarray(sample["label"], dtype=np.int64)
+            sample["label"] = torch.from_numpy(label)
+        return sample
+
+    def __repr__(self) -> str:
+        return f"ApplyEvalPreset({self.preset!r})"
+
+
 def build_test_pipeline(
-    img_scale: tuple[int, int],
+    img_scale: tuple[int, int] | None,
     size_divisor: int | None = None,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> Compose:
-    """The official test pipeline: Resize (keep ratio) -> [ResizeToMultiple] -> Normalize.
+    """The official test pipeline: :class:`EvalPreset` on the image, the label kept.
 
     Args:
         img_scale: (long, short) bound, e.g. (2048, 512) for ADE20K/COCO, (2048, 1024) for
-            Cityscapes.
+            Cityscapes; None keeps the size.
         size_divisor: e.g. 32 (ADE20K/COCO) to round both sides up to a multiple; None skips.
         mean, std: RGB normalisation.
 
     Returns:
         A callable; its output "image" is float32 (3, h', w') resized and "label" (if the input
-        had one) int64 (H, W) at the original resolution, where evaluation happens.
+        had one) int64 (H, W) at the original resolution, where evaluation happens; plus
+        "ori_shape", "img_shape" and "scale_factor".
     """
-    ops: list[Callable[[Sample], Sample]] = [Resize(img_scale, keep_ratio=True, resize_label=False)]
-    if size_divisor is not None:
-        ops.append(ResizeToMultiple(size_divisor))
-    ops += [Normalize(mean, std), ToTensor()]
-    return Compose([RecordOriginalShape(), *ops])
+    return Compose([ApplyEvalPreset(EvalPreset(img_scale, size_divisor, mean, std))])
 
 
 class RecordOriginalShape:
