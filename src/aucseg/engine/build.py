@@ -217,10 +217,11 @@ def build_val_dataset(cfg: Config, split: str | None = None) -> Any:
 
 
 def _worker_init(worker_id: int) -> None:
-    # Ctrl-C and SIGTERM are the main process's to handle (it saves last.pth); a worker that
-    # died of them would turn a clean interrupt into a DataLoader error
+    # Ctrl-C reaches the whole process group; the main process handles it (it saves last.pth)
+    # and a worker that died of it would turn a clean interrupt into a DataLoader error.
+    # SIGTERM keeps its default: multiprocessing stops daemonic workers with it at exit, and a
+    # worker ignoring it would keep the finished process from ever exiting.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed_worker(worker_id)
 
 

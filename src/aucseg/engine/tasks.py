@@ -108,6 +108,7 @@ def train_config(
     if not isinstance(stored, dict):
         raise CheckpointError(f"{path} holds no aucseg config; it cannot be resumed")
     updated = apply_overrides(copy.deepcopy(stored), overrides)
+    _check_frozen(stored, updated)  # before resolving: another model fails on these options
     cfg = config_from_dict(updated)
     _check_frozen(stored, config_to_dict(cfg))
     return _resolved_absolute(cfg), path
