@@ -108,17 +108,25 @@ def small_config(root: Path, model: dict[str, Any] | None = None, **sections: An
         "model": model or {"name": EXTERNAL, "num_classes": 19},
         "loss": {"terms": [{"name": "cross_entropy"}]},
         "data": {
-            "dataset": "cityscapes", "root": str(root), "train_split": "train",
-            "val_split": "val", "img_scale": [128, 64], "crop_size": [64, 64],
-            "batch_size": 2, "num_workers": 0,
-        },  # fmt: skip
+            "dataset": "cityscapes",
+            "root": str(root),
+            "train_split": "train",
+            "val_split": "val",
+            "img_scale": [128, 64],
+            "crop_size": [64, 64],
+            "batch_size": 2,
+            "num_workers": 0,
+        },
         "optimizer": {"lr": 1e-3},
         "schedule": {"max_iters": 4, "warmup_iters": 1},
         "evaluation": {"interval": 2},
         "runtime": {
-            "device": "cpu", "log_interval": 1, "checkpoint_interval": 2,
-            "tensorboard": False, "progress": False,
-        },  # fmt: skip
+            "device": "cpu",
+            "log_interval": 1,
+            "checkpoint_interval": 2,
+            "tensorboard": False,
+            "progress": False,
+        },
     }
     for section, values in sections.items():
         cfg[section] = {**cfg.get(section, {}), **values}

@@ -18,7 +18,7 @@ from torch import nn
 
 
 class TinyNet(nn.Module):
-    """conv3x3(stride 2) -> BatchNorm -> ReLU -> conv1x1, ``(B,3,H,W) -> {"out": (B,C,H/2,W/2)}``."""
+    """conv3x3 (stride 2), BatchNorm, ReLU, conv1x1: ``(B,3,H,W) -> {"out": (B,C,H/2,W/2)}``."""
 
     def __init__(
         self, num_classes: int, width: int, delay: float, poison_rank: int, poison_step: int

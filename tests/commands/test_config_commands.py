@@ -10,7 +10,9 @@ from aucseg.config import shipped_configs
 from .conftest import EXTERNAL, run_cli, small_config, write_config
 
 
-def test_hinge_official_form_selectable_from_config_file(tmp_path, capsys, synthetic, external_on_path):
+def test_hinge_official_form_selectable_from_config_file(
+    tmp_path, capsys, synthetic, external_on_path
+):
     cfg = small_config(
         synthetic,
         loss={"terms": [{"name": "hinge_auc", "form": "official"}, {"name": "cross_entropy"}]},

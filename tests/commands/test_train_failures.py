@@ -36,7 +36,9 @@ def test_diverging_run_exits_1_and_keeps_only_finite_checkpoints(tmp_path, capsy
         assert all(torch.isfinite(v).all() for v in state["model"].values()), path
 
 
-def test_corrupt_val_image_fails_after_saving_that_iteration(tmp_path, capsys, synthetic, tiny_config):
+def test_corrupt_val_image_fails_after_saving_that_iteration(
+    tmp_path, capsys, synthetic, tiny_config
+):
     root = _copy_data(synthetic, tmp_path)
     bad = sorted((root / "leftImg8bit" / "val").rglob("*.png"))[1]
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not an image")

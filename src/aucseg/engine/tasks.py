@@ -32,7 +32,7 @@ from aucseg.engine.trainer import StepOptions, Trainer
 from aucseg.errors import CheckpointError, InputError
 from aucseg.fileio import check_writable_dir, remove_stale_temps
 from aucseg.metrics import format_table, plot_per_class, write_metrics_json
-from aucseg.models import count_parameters, load_checkpoint, read_checkpoint
+from aucseg.models import check_state_dict, count_parameters, load_checkpoint, read_checkpoint
 
 # Keys a resumed run cannot change, and why.
 FROZEN_ON_RESUME = {
@@ -170,8 +170,14 @@ def _step_options(cfg: Config, device: torch.device) -> StepOptions:
     )
 
 
-def build_trainer(cfg: Config, work_dir: Path, device: torch.device, resume: bool) -> Trainer:
-    """Everything a training run needs, wired: model, losses, data, optimizer, hooks."""
+def build_trainer(
+    cfg: Config, work_dir: Path, device: torch.device, resume: bool
+) -> tuple[Trainer, list[str]]:
+    """Everything a training run needs, wired: model, losses, data, optimizer, hooks.
+
+    Returns:
+        The trainer, and the lines the run prints when it starts (summary, notes).
+    """
     model = _prepare_model(cfg, device, pretrained=not resume)
     bank, sample_transform = build.build_memory_bank(cfg, seed=cfg.runtime.seed + dist.get_rank())
     train_set = build.build_train_dataset(cfg, sample_transform)
@@ -199,10 +205,8 @@ def build_trainer(cfg: Config, work_dir: Path, device: torch.device, resume: boo
     )
     trainer.model = model  # checkpoints hold the plain module's weights
     trainer.config = config_to_dict(cfg)
-    _say(_summary_line(cfg, device, model, sizes) + f"; work dir {work_dir}")
-    for note in notes[:1] if len(notes) == 1 else notes:
-        _say(f"note: {note}")
-    return trainer
+    lines = [_summary_line(cfg, device, model, sizes) + f"; work dir {work_dir}"]
+    return trainer, lines + [f"note: {note}" for note in notes]
 
 
 def train(cfg: Config, work_dir: str | Path, resume_from: Path | None = None) -> dict[str, Any]:
@@ -218,21 +222,45 @@ def train(cfg: Config, work_dir: str | Path, resume_from: Path | None = None) ->
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.seed_everything(cfg.runtime.seed)
+        trainer, start_lines = build_trainer(cfg, work_dir, device, resume_from is not None)
+        if resume_from is not None:
+            load_training_state(trainer, resume_from)
+        # the work dir changes only once the run is known to start
         if dist.is_main_process():
             remove_stale_temps(checkpoint_dir(work_dir))
             write_config(cfg, work_dir / "config.yaml")
-        trainer = build_trainer(cfg, work_dir, device, resume=resume_from is not None)
-        if resume_from is not None:
-            load_training_state(trainer, resume_from)
+        for line in start_lines:
+            _say(line)
         return trainer.train()
     finally:
         dist.cleanup()
+
+
+def _fit_problems(model: nn.Module, weights: dict[str, torch.Tensor]) -> str | None:
+    """How ``weights`` differ from ``model``'s state_dict, in a few words; None when they fit."""
+    missing, unexpected, mismatched = check_state_dict(model, weights)
+    parts = [
+        f"{len(found)} {what} (e.g. {found[0]})"
+        for found, what in (
+            (missing, "missing"),
+            (unexpected, "unexpected"),
+            (mismatched, "mis-shaped"),
+        )
+        if found
+    ]
+    return ", ".join(parts) or None
 
 
 def load_training_state(trainer: Trainer, path: Path) -> None:
     """Resume ``trainer`` from ``path``; a checkpoint of another model is one clear error."""
     state = load_checkpoint_file(path, map_location="cpu")
     check_training_checkpoint(state, path)
+    problems = _fit_problems(trainer.model, state["model"])
+    if problems is not None:
+        raise CheckpointError(
+            f"cannot resume from {path}: its weights do not fit this run's model ({problems}); "
+            f"resume with the run's own last.pth"
+        )
     try:
         trainer.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
