@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from aucseg.errors import InputError
-from aucseg.models import SegmentorAdapter, build_model, huggingface, load_checkpoint
+from aucseg.models import (
+    SegmentorAdapter,
+    build_model,
+    convert_checkpoint,
+    huggingface,
+    load_checkpoint,
+)
 
 HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
 needs_transformers = pytest.mark.skipif(not HAS_TRANSFORMERS, reason="pip install aucseg[hf]")
@@ -94,3 +100,26 @@ def test_without_transformers_names_the_extra(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(InputError, match=r"pip install aucseg\[hf\]"):
         huggingface(5, str(tmp_path))
+
+
+@needs_transformers
+def test_meta_build_and_convert(segformer_dir: tuple[Path, dict], tmp_path: Path) -> None:
+    path, _ = segformer_dir
+    model = build_model("huggingface", 7, source=str(path))
+    with torch.device("meta"):  # the layout only, no weights read
+        layout = build_model("huggingface", 7, source=str(path))
+    assert {k: v.shape for k, v in layout.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+    assert layout.model.decode_head.classifier.weight.device.type == "meta"
+    torch.save(model.state_dict(), tmp_path / "hf.pth")
+    options = {"source": str(path)}
+    dst, meta = convert_checkpoint(
+        tmp_path / "hf.pth", tmp_path / "hf.safetensors", "huggingface", 7, options=options
+    )
+    assert (meta["model"], meta["num_classes"], meta["options"]) == ("huggingface", 7, options)
+    fresh = build_model("huggingface", 7, source=str(path))
+    assert load_checkpoint(fresh, dst).loaded == len(model.state_dict())
+    torch.testing.assert_close(
+        fresh.model.decode_head.classifier.weight, model.model.decode_head.classifier.weight
+    )

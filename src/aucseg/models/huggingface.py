@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 from aucseg.errors import InputError
 from aucseg.models.adapter import SegmentorAdapter
 
@@ -47,7 +49,8 @@ def huggingface(num_classes: int, source: str) -> SegmentorAdapter:
     When the saved head predicts a different number of classes, the classifier is
     re-initialised with ``num_classes`` outputs (``ignore_mismatched_sizes``); every other
     weight is loaded. ``from_pretrained`` returns the model in eval mode; the trainer switches
-    it to train mode.
+    it to train mode. Under ``with torch.device("meta")`` the model is built from its config
+    without weights (the layout only, as the other factories there).
 
     Args:
         num_classes: classes to predict.
@@ -75,9 +78,12 @@ def huggingface(num_classes: int, source: str) -> SegmentorAdapter:
                 "label2id": {v: k for k, v in labels.items()},
                 "ignore_mismatched_sizes": True,
             }
-        model = transformers.AutoModelForSemanticSegmentation.from_pretrained(
-            path, local_files_only=True, **kwargs
-        )
+        auto = transformers.AutoModelForSemanticSegmentation
+        if torch.empty(()).device.type == "meta":  # from_pretrained refuses the meta device
+            kwargs.pop("ignore_mismatched_sizes", None)
+            model = auto.from_config(config.__class__.from_dict({**config.to_dict(), **kwargs}))
+        else:
+            model = auto.from_pretrained(path, local_files_only=True, **kwargs)
     except (OSError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
         raise InputError(
