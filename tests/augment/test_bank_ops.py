@@ -55,15 +55,16 @@ def test_class_boxes_of_uint8_and_non_contiguous_labels():
         assert boxes[cls][: len(want)] == want
 
 
+@pytest.mark.parametrize("host_resize", [False, True])
 @pytest.mark.parametrize("p_resize", [0.3, 0.5, 0.75])
-def test_cut_entry_is_the_box_of_the_opencv_resize_of_the_whole_crop(p_resize):
+def test_cut_entry_is_the_box_of_the_opencv_resize_of_the_whole_crop(p_resize, host_resize):
     g = torch.Generator().manual_seed(0)
     image = torch.randn(3, 40, 52, generator=g)
     label = torch.zeros(40, 52, dtype=torch.int64)
     label[7:29, 11:40] = 4
     label[12:15, 20:26] = 0  # a hole: the mask is stored
     box = _brute_box(label, 4)
-    entry = cut_entry(image, label, 4, box, p_resize, "float32")
+    entry = cut_entry(image, label, 4, box, p_resize, "float32", host_resize)
     hs, ws = int(40 * p_resize), int(52 * p_resize)
     assert (entry.crop_h, entry.crop_w) == (hs, ws)
     whole = cv2.resize(image.permute(1, 2, 0).numpy(), (ws, hs), interpolation=cv2.INTER_LINEAR)
@@ -74,8 +75,11 @@ def test_cut_entry_is_the_box_of_the_opencv_resize_of_the_whole_crop(p_resize):
     region = (slice(entry.top, entry.top + h), slice(entry.left, entry.left + w))
     assert mask[region].sum() == mask.sum()  # the box holds the whole shrunken object
     assert torch.equal(entry.mask, torch.from_numpy(mask[region]).bool())
+    assert 4 * h * w >= hs * ws  # a large box: with host_resize, OpenCV computes it
     torch.testing.assert_close(entry.patch.permute(1, 2, 0), torch.from_numpy(whole[region]))
     assert int(entry.pixels) == int(mask.sum())
+    if host_resize:
+        assert torch.equal(entry.patch.permute(1, 2, 0), torch.from_numpy(whole[region]))
 
 
 def test_uint8_storage_error_is_at_most_half_a_step():

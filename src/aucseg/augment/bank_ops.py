@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 import torch
 
@@ -29,6 +30,7 @@ STORAGE_DTYPES: dict[str, torch.dtype] = {
 }
 # One class box: [pixel count, top, bottom, left, right] (rows and columns inclusive).
 Box = list[int]
+_CV2_DTYPES = (torch.float32, torch.float64)
 
 
 @dataclass
@@ -206,6 +208,19 @@ def _shrink_image(
     return _lerp(left, right, cols.w1_t[ca:cb], dim=2)
 
 
+def _shrink_whole_cv2(image: torch.Tensor, hs: int, ws: int) -> torch.Tensor:
+    """The OpenCV ``INTER_LINEAR`` resize of a whole CPU crop (3, H, W) to (3, hs, ws).
+
+    About 5x faster than the gathers of :func:`_shrink_image` for a crop-sized box on one CPU
+    thread; equal to them within 1e-6 (OpenCV's float weights).
+    """
+    planes = np.ascontiguousarray(image.numpy())
+    out = np.empty((planes.shape[0], hs, ws), dtype=planes.dtype)
+    for plane, dst in zip(planes, out, strict=True):
+        cv2.resize(plane, (ws, hs), dst=dst, interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(out)
+
+
 def cut_entry(
     image: torch.Tensor,
     label: torch.Tensor,
@@ -213,6 +228,7 @@ def cut_entry(
     box: Box,
     p_resize: float,
     storage: Storage,
+    host_resize: bool = False,
 ) -> Entry:
     """Cut class ``cls`` out of one sample, shrunk by ``p_resize``, as a new (copied) entry.
 
@@ -224,10 +240,13 @@ def cut_entry(
             :func:`class_boxes`).
         p_resize: shrink factor in (0, 1].
         storage: precision of the stored image values.
+        host_resize: allow OpenCV for boxes covering at least a quarter of a float32/float64
+            CPU crop (the per-sample bank); the default keeps to torch operations (no host
+            round trip on any device).
 
     Returns:
         The entry; its mask may be empty when nearest sampling drops a thin object (as in the
-        official code). No host sync.
+        official code). No host sync unless ``host_resize``.
     """
     count, top, bottom, left, right = box
     height, width = label.shape
@@ -252,7 +271,12 @@ def cut_entry(
         picked = box_label.index_select(0, rows.near_t[ra:rb] - top)
         mask = _take_last(picked, cols.near_t[ca:cb] - left) == cls
         pixels = mask.sum()
-    patch, lo, step = encode(_shrink_image(image, rows, ra, rb, cols, ca, cb), storage)
+    big = 4 * (rb - ra) * (cb - ca) >= hs * ws
+    if host_resize and big and image.device.type == "cpu" and image.dtype in _CV2_DTYPES:
+        shrunk = _shrink_whole_cv2(image, hs, ws)[:, ra:rb, ca:cb]
+    else:
+        shrunk = _shrink_image(image, rows, ra, rb, cols, ca, cb)
+    patch, lo, step = encode(shrunk, storage)
     return Entry(patch, mask, ra, ca, hs, ws, pixels, lo, step)
 
 
@@ -299,17 +323,18 @@ def _first_last(hits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _histogram(lab: torch.Tensor, bins: int, axis: int) -> torch.Tensor:
-    """Counts of (sample, label, row or column): (B, bins, H or W) int32, without host sync.
+    """Counts of (sample, label + 1, row or column): (B, bins, H or W) int32, without host sync.
 
-    ``lab`` (B, H, W) holds bin ids in [0, bins). ``scatter_add_`` rather than ``bincount``:
+    ``lab`` (B, H, W) holds labels in [-1, bins - 2]. ``scatter_add_`` rather than ``bincount``:
     CUDA's bincount reads the maximum key back to the host, and on the CPU it is slower.
     """
     b, h, w = lab.shape
     size = (h, w)[axis - 1]
     pos = torch.arange(size, device=lab.device)
     pos = pos.view(1, h, 1) if axis == 1 else pos.view(1, 1, w)
-    base = pos + (torch.arange(b, device=lab.device) * (bins * size)).view(b, 1, 1)
-    keys = torch.add(base, lab, alpha=size).flatten()  # (sample · bins + label) · size + pos
+    first = torch.arange(b, device=lab.device) * bins + 1  # bin of label 0 in each sample
+    base = pos + (first * size).view(b, 1, 1)
+    keys = torch.add(base, lab, alpha=size).flatten()  # (sample · bins + label + 1) · size + pos
     ones = torch.ones(1, dtype=torch.int32, device=lab.device).expand(keys.numel())
     counts = torch.zeros(b * bins * size, dtype=torch.int32, device=lab.device)
     return counts.scatter_add_(0, keys, ones).view(b, bins, size)
@@ -327,8 +352,10 @@ def class_boxes(labels: torch.Tensor, classes: torch.Tensor, num_classes: int) -
         (B, K, 5) int64 ``[count, top, bottom, left, right]`` (inclusive; the box is meaningless
         where count is 0). Two histogram passes and no host sync.
     """
+    if labels.device.type == "cpu" and labels.shape[0] > 1:  # per sample: histograms stay cached
+        return torch.cat([class_boxes(lab[None], classes, num_classes) for lab in labels])
     # Bin 0 gathers the negative labels, bin C + 1 every label >= C.
-    lab = labels.to(torch.int64).clamp(-1, num_classes) + 1
+    lab = labels.to(torch.int64).clamp(-1, num_classes)
     by_row = _histogram(lab, num_classes + 2, axis=1).index_select(1, classes + 1)  # (B, K, H)
     by_col = _histogram(lab, num_classes + 2, axis=2).index_select(1, classes + 1)  # (B, K, W)
     top, bottom = _first_last(by_row > 0)

@@ -163,6 +163,8 @@ class _BankBase:
             half a grey level). Pastes write the stored values exactly.
     """
 
+    _host_resize = False  # OpenCV for large CPU boxes (the batch bank stays sync-free)
+
     def __init__(
         self,
         num_classes: int,
@@ -239,7 +241,10 @@ class _BankBase:
     ) -> None:
         """Store every (class, box) of one sample, in the given (ascending) order."""
         for cls, box in present:
-            self._store(cls, cut_entry(image, label, cls, box, self.p_resize, self.storage))
+            entry = cut_entry(
+                image, label, cls, box, self.p_resize, self.storage, self._host_resize
+            )
+            self._store(cls, entry)
 
     def _draw_missing(self, missing: list[int]) -> list[int]:
         """``ceil(p_sample · #missing)`` distinct missing classes, uniformly (``random.sample``)."""
@@ -399,6 +404,7 @@ class TMemoryBank(_BankBase):
     """
 
     _worker_seed: int | None = None  # the DataLoader worker seed the generator was re-seeded from
+    _host_resize = True  # CPU samples in DataLoader workers: OpenCV for large boxes
 
     def _seed_worker(self) -> None:
         """Give each DataLoader worker its own random stream (once, on its first sample).
