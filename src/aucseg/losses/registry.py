@@ -7,7 +7,13 @@ import inspect
 from torch import nn
 
 from aucseg.losses.auc import ExpAUCLoss, HingeAUCLoss, SquareAUCLoss
+from aucseg.losses.blv import BLVLoss
 from aucseg.losses.cross_entropy import CrossEntropyLoss
+from aucseg.losses.dice import DiceLoss
+from aucseg.losses.focal import FocalLoss
+from aucseg.losses.logit_adjusted import LogitAdjustedLoss
+from aucseg.losses.lovasz import LovaszSoftmaxLoss
+from aucseg.losses.recall import RecallLoss
 
 __all__ = ["LOSSES", "build_loss"]
 
@@ -16,6 +22,12 @@ LOSSES: dict[str, type] = {
     "hinge_auc": HingeAUCLoss,
     "exp_auc": ExpAUCLoss,
     "cross_entropy": CrossEntropyLoss,
+    "focal": FocalLoss,
+    "lovasz": LovaszSoftmaxLoss,
+    "dice": DiceLoss,
+    "logit_adjusted": LogitAdjustedLoss,
+    "blv": BLVLoss,
+    "recall": RecallLoss,
 }
 
 
