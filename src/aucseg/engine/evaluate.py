@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from aucseg.dist import all_reduce_sum, get_rank, get_world_size, is_main_process
 from aucseg.engine.inference import inference_views
-from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from aucseg.engine.predict import colorize, default_palette, overlay, read_rgb, write_rgb
 from aucseg.metrics import ConfusionMatrix, PairwiseAUC, summarize
 from aucseg.models import set_nmf_generator
