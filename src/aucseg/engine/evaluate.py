@@ -10,20 +10,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from aucseg.dist import all_reduce_sum, get_rank, get_world_size, is_main_process
 from aucseg.engine.inference import inference_views
-from aucseg.engine.predict import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    _clear_nmf_seed,
-    _set_nmf_seed,
-    colorize,
-    default_palette,
-    overlay,
-    read_rgb,
-    write_rgb,
-)
+from aucseg.engine.predict import colorize, default_palette, overlay, read_rgb, write_rgb
 from aucseg.metrics import ConfusionMatrix, PairwiseAUC, summarize
+from aucseg.models import set_nmf_generator
 
 
 def _image_for_display(item: dict, size: tuple[int, int]) -> np.ndarray:
@@ -131,7 +123,10 @@ def evaluate(
     }
     was_training = model.training
     model.to(device).eval()
-    generator = _set_nmf_seed(model, nmf_seed, device)
+    generator = None
+    if nmf_seed is not None:
+        generator = torch.Generator(device=device).manual_seed(int(nmf_seed))
+        set_nmf_generator(model, generator)
     try:
         with torch.inference_mode():
             bar = tqdm(indices, desc="evaluate", disable=not (progress and is_main_process()))
@@ -144,7 +139,8 @@ def evaluate(
                 if show is not None:
                     _show(item, index, pred, show, pal)
     finally:
-        _clear_nmf_seed(model, generator)
+        if generator is not None:
+            set_nmf_generator(model, None)  # back to the global RNG (the official behaviour)
         model.train(was_training)
     confusion.all_reduce()
     auc.all_reduce()
