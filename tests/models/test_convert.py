@@ -50,7 +50,8 @@ def test_convert_reports_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[
     args = ["convert", src, dst, "--model", "segnext_small"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "does not match" in err and "shape mismatch" in err
+    assert "does not fit segnext_small (5 classes)" in err and "shape mismatches" in err
+    assert "it looks like segnext_tiny with 5 classes" in err and err.count("\n") == 1
     assert not (tmp_path / "o.pth").exists()
 
 

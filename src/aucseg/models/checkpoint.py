@@ -1,12 +1,15 @@
-"""Reading, validating and writing checkpoints of every format aucseg accepts.
+"""Checkpoint files: reading every accepted format, comparing with a model, writing clean files.
 
 Accepted: MMSegmentation 0.x/1.x files (``{"meta", "state_dict", "optimizer", ...}``), plain
-state_dicts, aucseg checkpoints (``{"model": state_dict, ...}``), ``.safetensors`` files, and
-ImageNet backbone files (SegNeXt ``mscan_*.pth``, torchvision ResNet) whose keys sit at top level
-and go into ``model.backbone`` with their classifier dropped. Pickled files are read with
-``torch.load(weights_only=True)``: files that need code execution are refused. Objects of the
-MM* toolboxes' training state (mmengine ``message_hub`` etc.) are read as inert placeholders, so
-unpublished MMSegmentation 1.x training checkpoints load too.
+state_dicts, aucseg checkpoints (``{"model": state_dict, "config": ..., ...}``), ``.safetensors``
+files, and ImageNet backbone files (SegNeXt ``mscan_*.pth``, torchvision ResNet) whose keys sit
+at top level and go into ``model.backbone`` with their classifier dropped. Pickled files are read
+with ``torch.load(weights_only=True)``: files that need code execution are refused. Objects of
+the MM* toolboxes' training state (mmengine ``message_hub`` etc.) are read as inert placeholders,
+so unpublished MMSegmentation 1.x training checkpoints load too.
+
+This module knows no model names; :mod:`aucseg.models.loading` matches files against the
+registry. Every unusable file raises :class:`~aucseg.errors.CheckpointError` with one line.
 """
 
 from __future__ import annotations
@@ -14,31 +17,42 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import struct
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
+from aucseg.errors import CheckpointError
+from aucseg.models.adapter import SegmentorAdapter
+
 __all__ = [
+    "CheckpointMatch",
     "LoadReport",
+    "apply_match",
     "check_state_dict",
-    "convert_checkpoint",
-    "infer_model",
-    "load_checkpoint",
+    "load_pretrained",
+    "match_checkpoint",
+    "match_state_dict",
+    "mismatch_summary",
     "read_checkpoint",
     "save_checkpoint_file",
+    "split_target",
+    "unwrap_model",
 ]
-
-_SHOW = 10  # keys listed per category in error messages
 
 
 @dataclass
 class LoadReport:
-    """What :func:`load_checkpoint` did.
+    """What a load did.
 
     Attributes:
         path: the file read.
@@ -49,7 +63,8 @@ class LoadReport:
         unexpected_keys: file entries the model does not have.
         mismatched_keys: "key: file shape vs model shape" entries (skipped when not strict).
         dropped_keys: classifier entries of backbone files, ignored on purpose.
-        meta: the file's metadata (``meta`` entry or safetensors metadata), possibly empty.
+        meta: the file's metadata (``meta`` entry or safetensors metadata, with the aucseg
+            ``config`` and ``iteration`` when present), possibly empty.
     """
 
     path: str
@@ -63,6 +78,10 @@ class LoadReport:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _one_line(text: object, limit: int = 200) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
 def _strip_key(key: str) -> str:
     """Remove DDP (``module.``) and torch.compile (``_orig_mod.``) wrappers from a key."""
     while key.startswith("module."):
@@ -74,13 +93,16 @@ def _clean_state_dict(raw: Mapping[str, Any], path: Path) -> dict[str, torch.Ten
     out: dict[str, torch.Tensor] = {}
     for key, value in raw.items():
         if not isinstance(value, torch.Tensor):
-            raise ValueError(
+            raise CheckpointError(
                 f"{path}: state_dict entry {key!r} is a {type(value).__name__}, not a tensor; "
                 "pass a checkpoint whose state_dict holds tensors only"
             )
         new = _strip_key(str(key))
         if new in out:
-            raise ValueError(f"{path}: keys collide after removing 'module.'/'_orig_mod.': {new!r}")
+            raise CheckpointError(
+                f"{path}: keys collide after removing 'module.'/'_orig_mod.': {new!r}; "
+                "save the unwrapped model's state_dict"
+            )
         out[new] = value
     return out
 
@@ -111,55 +133,83 @@ def _load_with_placeholders(path: Path) -> Any | None:
     """Retry a weights-only load when every foreign global is an MM*/numpy training object."""
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # not a zip checkpoint, or unreadable: keep the first error
-        return None
+    except (RuntimeError, ValueError, OSError, pickle.UnpicklingError, EOFError):
+        return None  # not a zip checkpoint, or unreadable: keep the first error
     if not names or not all(n.startswith(_INERT_PREFIXES) for n in names):
         return None
     try:
         with torch.serialization.safe_globals([(_placeholder_for(n), n) for n in names]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # placeholders did not fit: report the original refusal
-        return None
+    except (RuntimeError, pickle.UnpicklingError, TypeError, AttributeError):
+        return None  # placeholders did not fit: report the original refusal
+
+
+def _refused(path: Path, err: Exception) -> CheckpointError:
+    names = sorted(set(re.findall(r"GLOBAL (\S+) was not", str(err))))
+    what = ", ".join(names) or "objects other than tensors and plain containers"
+    return CheckpointError(
+        f"{path}: refused to load, unpickling it would run code ({what}); if you trust the file, "
+        "re-save its weights: torch.save(torch.load(path, weights_only=False)['state_dict'], "
+        "'clean.pth'), then load or 'aucseg convert' clean.pth"
+    )
+
+
+# What torch's weights-only unpickler raises on a pickle cut short.
+_ENDS_EARLY = (EOFError, IndexError, struct.error)
+# What torch.load raises on bytes that are no checkpoint (besides UnpicklingError).
+_LOAD_ERRORS = (RuntimeError, OSError, ValueError, KeyError, zipfile.BadZipFile, *_ENDS_EARLY)
+
+
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    """Name what the file is, from its first bytes, and how to get a usable one."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    cause = f"{type(err).__name__}: {_one_line(err, 120)}"
+    if not head:
+        what = "is empty"
+    elif head.startswith(b"PK\x03\x04"):
+        what = f"is a damaged torch (zip) checkpoint, truncated or corrupt ({cause})"
+    elif head[:1] == b"\x80" and isinstance(err, _ENDS_EARLY):
+        what = "is a truncated or corrupt pickled checkpoint (it ends early)"
+    elif head[:1] == b"\x80":
+        what = f"is a pickle but not a torch checkpoint of tensors ({cause})"
+    else:
+        what = f"is not a checkpoint (it starts with {head!r})"
+    return CheckpointError(
+        f"{path} {what}; pass a file written by torch.save or safetensors (download or save it "
+        "again if it was cut short)"
+    )
 
 
 def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower() or "weights_only" in str(err).lower():
-            obj = _load_with_placeholders(path)
-            if obj is not None:
-                return obj
-            raise ValueError(
-                f"{path}: refused to load, the file needs code execution to unpickle (it holds "
-                f"objects other than tensors and plain containers). Details: {str(err)[:300]}. "
-                "Fix: if you trust the file, load it yourself with torch.load(path, "
-                "weights_only=False) and torch.save(obj['state_dict']) (or the model's "
-                "state_dict) to a new file, then load or 'aucseg convert' that file."
-            ) from err
-        raise ValueError(f"{path}: not a readable checkpoint (corrupt pickle: {err})") from err
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
-        raise ValueError(
-            f"{path}: not a readable torch checkpoint ({type(err).__name__}: {str(err)[:200]}); "
-            "the file may be truncated or corrupt: download or save it again"
-        ) from err
+        if "Unsupported global" not in str(err):
+            raise _unreadable(path, err) from err
+        obj = _load_with_placeholders(path)
+        if obj is None:
+            raise _refused(path, err) from err
+        return obj
+    except _LOAD_ERRORS as err:
+        raise _unreadable(path, err) from err
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
             metadata = f.metadata() or {}
-    except Exception as err:  # safetensors raises its own error types
-        raise ValueError(
-            f"{path}: not a readable safetensors file ({type(err).__name__}: {str(err)[:200]}); "
-            "the file may be truncated or corrupt: write it again"
+        meta: dict[str, Any] = dict(metadata)
+        if "aucseg_meta" in metadata:
+            meta = json.loads(metadata["aucseg_meta"])
+        if "aucseg_config" in metadata:
+            meta["config"] = json.loads(metadata["aucseg_config"])
+    except (SafetensorError, OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file, truncated or corrupt "
+            f"({type(err).__name__}: {_one_line(err, 120)}); write or download it again"
         ) from err
-    meta: dict[str, Any] = dict(metadata)
-    if "aucseg_meta" in metadata:
-        meta = json.loads(metadata["aucseg_meta"])
     return tensors, meta
 
 
@@ -171,11 +221,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str, dic
 
     Returns:
         ``(state_dict, kind, meta)``: keys stripped of ``module.``/``_orig_mod.``; kind is
-        "safetensors", "mmseg", "aucseg" or "state_dict"; meta is the file's metadata.
+        "safetensors", "mmseg", "aucseg" or "state_dict"; meta is the file's metadata, with
+        the aucseg ``config`` (a dict) and ``iteration`` when the file has them.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: unreadable, truncated, code-executing, or of an unknown layout.
+        CheckpointError: unreadable, truncated, code-executing, not a checkpoint, or of an
+            unknown layout.
     """
     path = Path(path)
     if not path.is_file():
@@ -185,7 +237,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str, dic
         return _clean_state_dict(tensors, path), "safetensors", meta
     obj = _torch_load(path)
     if not isinstance(obj, Mapping):
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: holds a {type(obj).__name__}, expected a dict (a state_dict or a "
             "checkpoint dict with 'state_dict' or 'model'); save model.state_dict() instead"
         )
@@ -200,8 +252,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], str, dic
         return _clean_state_dict(obj["model"], path), "aucseg", meta
     if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return _clean_state_dict(obj, path), "state_dict", {}
-    raise ValueError(
-        f"{path}: unknown checkpoint layout with top-level keys {sorted(map(str, obj))[:_SHOW]}; "
+    raise CheckpointError(
+        f"{path}: unknown checkpoint layout with top-level keys {sorted(map(str, obj))[:10]}; "
         "expected a state_dict, {'state_dict': ...} (MMSegmentation) or {'model': ...} (aucseg)"
     )
 
@@ -226,33 +278,31 @@ def check_state_dict(
     return missing, unexpected, mismatched
 
 
-def _listing(title: str, keys: list[str]) -> str:
-    more = f", ... ({len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
-    return f"\n  {title} ({len(keys)}): " + ", ".join(keys[:_SHOW]) + more
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module under DDP/DataParallel and ``torch.compile`` wrappers."""
+    while isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
 
 
-def _mismatch_error(path: Path, kind: str, target: str, module: nn.Module, problems: tuple) -> str:
-    missing, unexpected, mismatched = problems
-    msg = f"checkpoint {path} ({kind}) does not match the {type(module).__name__} {target}:"
-    if missing:
-        msg += _listing("missing in the checkpoint", missing)
-    if unexpected:
-        msg += _listing("unexpected in the checkpoint", unexpected)
-    if mismatched:
-        msg += _listing("shape mismatch", mismatched)
-    return msg + (
-        "\n  Fix: build the model the checkpoint was trained as (model name and num_classes, see "
-        "'aucseg convert' which infers them), or pass strict=False to load the matching entries."
-    )
-
-
-def _select_target(
+def split_target(
     model: nn.Module, state_dict: dict[str, torch.Tensor]
 ) -> tuple[str, nn.Module, dict[str, torch.Tensor], list[str]]:
-    """Full-model file, or backbone-only file (no key under one of the model's children)?"""
+    """Which part of ``model`` a state_dict is for: the whole model, the bare network inside a
+    :class:`SegmentorAdapter` (keys given the ``model.`` prefix), or the backbone (an ImageNet
+    file: no key under one of the model's children; its classifier entries are dropped).
+
+    Returns:
+        ``(target, module, state_dict keyed as module's, dropped classifier keys)``; target is
+        "model" or "backbone".
+    """
     children = {name for name, _ in model.named_children()}
+    if not state_dict or any(k.split(".", 1)[0] in children for k in state_dict):
+        return "model", model, state_dict, []
+    if isinstance(model, SegmentorAdapter):  # e.g. a save_pretrained file of the bare network
+        return "model", model, {f"model.{k}": v for k, v in state_dict.items()}, []
     backbone = getattr(model, "backbone", None)
-    if backbone is None or any(k.split(".", 1)[0] in children for k in state_dict):
+    if backbone is None:
         return "model", model, state_dict, []
     prefixes = tuple(getattr(backbone, "classifier_prefixes", ()))
     dropped = [k for k in state_dict if prefixes and k.startswith(prefixes)]
@@ -260,85 +310,123 @@ def _select_target(
     return "backbone", backbone, kept, dropped
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
-    """Load any accepted checkpoint into ``model`` (or into ``model.backbone`` for backbone files).
+@dataclass
+class CheckpointMatch:
+    """A checkpoint file read and compared with a model; nothing copied yet.
 
-    Args:
-        model: the segmentor (unwrapped, or DDP/compiled: keys are matched without wrappers).
-        path: checkpoint file (see the module docstring for the formats).
-        strict: raise on any missing, unexpected or mis-shaped entry; when False, load the
-            entries that match and report the rest.
+    Attributes:
+        path, kind, meta: as :func:`read_checkpoint`.
+        target: "model" or "backbone" (the part of the model the file is for).
+        module: that part of the (unwrapped) model.
+        state_dict: the file's entries, keyed as ``module``'s.
+        dropped: classifier entries of backbone files, ignored on purpose.
+        missing, unexpected, mismatched: as :func:`check_state_dict`.
+    """
 
-    Returns:
-        A :class:`LoadReport`.
+    path: Path
+    kind: str
+    meta: dict[str, Any]
+    target: str
+    module: nn.Module
+    state_dict: dict[str, torch.Tensor]
+    dropped: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
+
+    @property
+    def fits(self) -> bool:
+        """Every key present on both sides with equal shapes."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+def match_state_dict(
+    model: nn.Module,
+    state_dict: dict[str, torch.Tensor],
+    path: Path,
+    kind: str = "state_dict",
+    meta: dict[str, Any] | None = None,
+) -> CheckpointMatch:
+    """Compare a state_dict read from ``path`` with ``model`` (unwrapped; backbone files with
+    its backbone)."""
+    target, module, state_dict, dropped = split_target(unwrap_model(model), state_dict)
+    missing, unexpected, mismatched = check_state_dict(module, state_dict)
+    return CheckpointMatch(
+        path, kind, meta or {}, target, module, state_dict, dropped, missing, unexpected, mismatched
+    )
+
+
+def match_checkpoint(model: nn.Module, path: str | Path) -> CheckpointMatch:
+    """Read ``path`` and compare it with ``model``; see :func:`match_state_dict`.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: unreadable file, or (strict) keys/shapes that do not match, all listed.
+        FileNotFoundError, CheckpointError: as :func:`read_checkpoint`.
     """
     path = Path(path)
     state_dict, kind, meta = read_checkpoint(path)
-    while isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
-        model = model.module
-    model = getattr(model, "_orig_mod", model)
-    target, module, state_dict, dropped = _select_target(model, state_dict)
-    missing, unexpected, mismatched = check_state_dict(module, state_dict)
-    if strict and (missing or unexpected or mismatched):
-        raise ValueError(
-            _mismatch_error(path, kind, target, module, (missing, unexpected, mismatched))
-        )
-    skip = {m.split(":", 1)[0] for m in mismatched} | set(unexpected)
-    usable = {k: v for k, v in state_dict.items() if k not in skip}
-    module.load_state_dict(usable, strict=False)
+    return match_state_dict(model, state_dict, path, kind, meta)
+
+
+def apply_match(match: CheckpointMatch) -> LoadReport:
+    """Copy the entries of ``match`` that fit into its module; the rest keep their values."""
+    skip = {m.split(":", 1)[0] for m in match.mismatched} | set(match.unexpected)
+    usable = {k: v for k, v in match.state_dict.items() if k not in skip}
+    match.module.load_state_dict(usable, strict=False)
     return LoadReport(
-        str(path), kind, target, len(usable), missing, unexpected, mismatched, dropped, meta
+        str(match.path),
+        match.kind,
+        match.target,
+        len(usable),
+        match.missing,
+        match.unexpected,
+        match.mismatched,
+        match.dropped,
+        match.meta,
     )
 
 
-def _head_classes(state_dict: Mapping[str, torch.Tensor]) -> int | None:
-    """Rows of ``decode_head.conv_seg.weight`` (the class count), None without a head."""
-    seg = state_dict.get("decode_head.conv_seg.weight")
-    return int(seg.shape[0]) if seg is not None else None
-
-
-def infer_model(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int | None]:
-    """Find the registered model whose layout a state_dict has exactly.
-
-    Models are built on the ``meta`` device (no memory, no initialisation cost).
-
-    Returns:
-        ``(name, num_classes)``; num_classes is None for a backbone-only state_dict.
+def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
+    """Initialise ``model`` from a checkpoint non-strictly, as MMSegmentation's ``Pretrained``
+    init: matching entries are copied, the others keep their initialisation (and are reported).
 
     Raises:
-        ValueError: no registered model matches; the message lists the closest one.
+        FileNotFoundError, CheckpointError: as :func:`read_checkpoint`.
     """
-    from aucseg.models.registry import MODELS, build_model
+    return apply_match(match_checkpoint(model, path))
 
-    num_classes = _head_classes(state_dict)
-    best: tuple[int, str] | None = None
-    for name in MODELS:
-        with torch.device("meta"):
-            model = build_model(name, num_classes or 1)
-        target, module, sd, _ = _select_target(model, dict(state_dict))
-        problems = sum(len(p) for p in check_state_dict(module, sd))
-        if problems == 0:
-            return name, (num_classes if target == "model" else None)
-        if best is None or problems < best[0]:
-            best = (problems, name)
-    assert best is not None
-    raise ValueError(
-        f"the state_dict ({len(state_dict)} entries) matches no registered model; closest is "
-        f"{best[1]!r} with {best[0]} differing entries. Pass the model name explicitly to see them"
-    )
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def mismatch_summary(match: CheckpointMatch, model_desc: str, hint: str) -> str:
+    """One line: how ``match``'s file differs from the model, then ``hint`` (the fix)."""
+    parts = []
+    if match.missing:
+        count = _count(len(match.missing), "missing key", "missing keys")
+        parts.append(f"{count} (e.g. {match.missing[0]})")
+    if match.unexpected:
+        parts.append(f"{len(match.unexpected)} unexpected (e.g. {match.unexpected[0]})")
+    if match.mismatched:
+        count = _count(len(match.mismatched), "shape mismatch", "shape mismatches")
+        more = ", ..." if len(match.mismatched) > 1 else ""
+        parts.append(f"{count} ({match.mismatched[0]}{more})")
+    where = model_desc if match.target == "model" else f"the backbone of {model_desc}"
+    return f"{match.path} does not fit {where}: {', '.join(parts)}; {hint}"
 
 
 def save_checkpoint_file(
-    state_dict: Mapping[str, torch.Tensor], path: str | Path, meta: Mapping[str, Any] | None = None
+    state_dict: Mapping[str, torch.Tensor],
+    path: str | Path,
+    meta: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a clean checkpoint atomically (temporary file, then rename).
 
-    ``.safetensors`` suffix: a safetensors file whose metadata ``aucseg_meta`` holds ``meta`` as
-    JSON. Any other suffix: a torch file ``{"model": state_dict, "meta": meta}``.
+    ``.safetensors`` suffix: a safetensors file whose metadata ``aucseg_meta`` holds ``meta``
+    and ``aucseg_config`` holds ``config``, as JSON. Any other suffix: a torch file
+    ``{"model": state_dict, "meta": meta}`` plus ``"config": config`` when given, the layout
+    of aucseg training checkpoints (so ``aucseg predict`` finds the config).
 
     Returns:
         The written path.
@@ -351,62 +439,17 @@ def save_checkpoint_file(
     os.close(fd)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
-
-            save_file(tensors, tmp, metadata={"aucseg_meta": json.dumps(meta, default=str)})
+            metadata = {"aucseg_meta": json.dumps(meta, default=str)}
+            if config is not None:
+                metadata["aucseg_config"] = json.dumps(dict(config), default=str)
+            save_file(tensors, tmp, metadata=metadata)
         else:
-            torch.save({"model": tensors, "meta": meta}, tmp)
+            obj: dict[str, Any] = {"model": tensors, "meta": meta}
+            if config is not None:
+                obj["config"] = dict(config)
+            torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
-
-
-def convert_checkpoint(
-    src: str | Path,
-    dst: str | Path,
-    model_name: str | None = None,
-    num_classes: int | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Rewrite any accepted checkpoint as a clean aucseg file, validated against its model.
-
-    Args:
-        src: input checkpoint (any accepted format).
-        dst: output; ``.safetensors`` suffix writes safetensors, anything else a torch file
-            ``{"model": state_dict, "meta": {...}}``.
-        model_name: registered model the weights belong to; inferred from the keys when None.
-        num_classes: classes of the model; inferred from ``decode_head.conv_seg`` when None.
-
-    Returns:
-        ``(dst, meta)`` with meta holding model, num_classes, target, source and source_kind.
-
-    Raises:
-        FileNotFoundError: ``src`` does not exist.
-        ValueError: unreadable file, or keys/shapes that do not match the model (all listed).
-    """
-    from aucseg.models.registry import build_model
-
-    src = Path(src)
-    state_dict, kind, source_meta = read_checkpoint(src)
-    if model_name is None:
-        model_name, _ = infer_model(state_dict)
-    if num_classes is None:
-        num_classes = _head_classes(state_dict) or 1  # no conv_seg in the file: any count
-    with torch.device("meta"):
-        model = build_model(model_name, num_classes)
-    target, module, state_dict, _ = _select_target(model, state_dict)
-    problems = check_state_dict(module, state_dict)
-    if any(problems):
-        raise ValueError(_mismatch_error(src, kind, target, module, problems))
-    ordered = {k: state_dict[k] for k in module.state_dict()}
-    meta: dict[str, Any] = {
-        "model": model_name,
-        "num_classes": num_classes if target == "model" else None,
-        "target": target,
-        "source": src.name,
-        "source_kind": kind,
-    }
-    if isinstance(source_meta.get("CLASSES"), list | tuple):
-        meta["classes"] = [str(c) for c in source_meta["CLASSES"]]
-    return save_checkpoint_file(ordered, dst, meta), meta
