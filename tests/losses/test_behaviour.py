@@ -7,9 +7,17 @@ import torch
 import torch.nn.functional as F
 
 from aucseg.errors import InputError
-from aucseg.losses import LOSSES, CrossEntropyLoss, build_loss
+from aucseg.losses import LOSSES, CrossEntropyLoss, build_loss, loss_options
 
 ALL_NAMES = sorted(LOSSES)
+
+
+def make_loss(name: str, num_classes: int = 5) -> torch.nn.Module:
+    """``build_loss`` with class counts for the losses that need them (as the engine does)."""
+    kwargs = {}
+    if "class_counts" in loss_options(name):
+        kwargs["class_counts"] = [float(2**c) for c in range(num_classes)]
+    return build_loss(name, num_classes, **kwargs).eval()  # eval: no BLV noise
 
 
 def make_batch(num_classes: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,7 +29,7 @@ def make_batch(num_classes: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch
 
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_input_validation(name: str) -> None:
-    loss_fn = build_loss(name, 5)
+    loss_fn = make_loss(name)
     logits, target = make_batch()
     with pytest.raises(InputError, match=r"logits \(2, 5, 6, 7\) and target \(2, 6\)"):
         loss_fn(logits, target[:, :, 0])
@@ -76,7 +84,7 @@ def test_cross_entropy_all_ignored_and_half() -> None:
 def test_integer_label_dtypes_agree(name: str) -> None:
     logits, target = make_batch()
     target[0, 0] = 255
-    loss_fn = build_loss(name, 5)
+    loss_fn = make_loss(name)
     expected = loss_fn(logits, target)
     for dtype in (torch.uint8, torch.int32):
         torch.testing.assert_close(loss_fn(logits, target.to(dtype)), expected)

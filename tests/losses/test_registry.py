@@ -35,10 +35,10 @@ def test_build_loss_passes_options() -> None:
 
 
 def test_unknown_name_lists_the_valid_names() -> None:
-    with pytest.raises(InputError, match=r"unknown loss 'focal'.*cross_entropy, exp_auc"):
-        build_loss("focal", 4)
-    with pytest.raises(InputError, match="unknown loss 'focal'"):
-        loss_options("focal")
+    with pytest.raises(InputError, match=r"unknown loss 'focall'.*cross_entropy, dice, exp_auc"):
+        build_loss("focall", 4)
+    with pytest.raises(InputError, match="unknown loss 'focall'"):
+        loss_options("focall")
 
 
 def test_unknown_option_names_the_key_and_the_accepted_ones() -> None:

@@ -1,4 +1,5 @@
-"""Segmentation losses: the pixel-level AUC family (spec §2) and mmseg-style cross-entropy.
+"""Segmentation losses: the pixel-level AUC family (spec §2), mmseg-style cross-entropy and
+long-tail baselines (focal, Lovász-softmax, Dice, logit-adjusted, BLV, recall).
 
 Example:
     >>> from aucseg.losses import SquareAUCLoss, build_loss
@@ -10,7 +11,11 @@ Example:
 """
 
 from aucseg.losses.auc import AUCLoss, ExpAUCLoss, HingeAUCLoss, SquareAUCLoss
+from aucseg.losses.blv import BLVLoss, blv_loss
+from aucseg.losses.class_weights import class_weights_from_counts
 from aucseg.losses.cross_entropy import CrossEntropyLoss
+from aucseg.losses.dice import DiceLoss, dice_loss
+from aucseg.losses.focal import FocalLoss, focal_loss
 from aucseg.losses.functional import (
     auc_loss,
     cross_entropy_loss,
@@ -18,6 +23,9 @@ from aucseg.losses.functional import (
     hinge_auc_loss,
     square_auc_loss,
 )
+from aucseg.losses.logit_adjusted import LogitAdjustedLoss, logit_adjusted_loss
+from aucseg.losses.lovasz import LovaszSoftmaxLoss, lovasz_softmax_loss
+from aucseg.losses.recall import RecallLoss, recall_loss
 from aucseg.losses.registry import LOSSES, build_loss, loss_options
 from aucseg.losses.validation import (
     input_checks,
@@ -29,18 +37,31 @@ from aucseg.losses.validation import (
 __all__ = [
     "LOSSES",
     "AUCLoss",
+    "BLVLoss",
     "CrossEntropyLoss",
+    "DiceLoss",
     "ExpAUCLoss",
+    "FocalLoss",
     "HingeAUCLoss",
+    "LogitAdjustedLoss",
+    "LovaszSoftmaxLoss",
+    "RecallLoss",
     "SquareAUCLoss",
     "auc_loss",
+    "blv_loss",
     "build_loss",
+    "class_weights_from_counts",
     "cross_entropy_loss",
+    "dice_loss",
     "exp_auc_loss",
+    "focal_loss",
     "hinge_auc_loss",
     "input_checks",
     "input_checks_enabled",
+    "logit_adjusted_loss",
     "loss_options",
+    "lovasz_softmax_loss",
+    "recall_loss",
     "set_input_checks",
     "square_auc_loss",
     "validate_inputs",

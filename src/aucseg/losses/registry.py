@@ -13,7 +13,13 @@ from torch import nn
 
 from aucseg.errors import InputError
 from aucseg.losses.auc import ExpAUCLoss, HingeAUCLoss, SquareAUCLoss
+from aucseg.losses.blv import BLVLoss
 from aucseg.losses.cross_entropy import CrossEntropyLoss
+from aucseg.losses.dice import DiceLoss
+from aucseg.losses.focal import FocalLoss
+from aucseg.losses.logit_adjusted import LogitAdjustedLoss
+from aucseg.losses.lovasz import LovaszSoftmaxLoss
+from aucseg.losses.recall import RecallLoss
 
 __all__ = ["LOSSES", "build_loss", "loss_options"]
 
@@ -22,6 +28,12 @@ LOSSES: dict[str, type[nn.Module]] = {
     "hinge_auc": HingeAUCLoss,
     "exp_auc": ExpAUCLoss,
     "cross_entropy": CrossEntropyLoss,
+    "focal": FocalLoss,
+    "lovasz": LovaszSoftmaxLoss,
+    "dice": DiceLoss,
+    "logit_adjusted": LogitAdjustedLoss,
+    "blv": BLVLoss,
+    "recall": RecallLoss,
 }
 
 
