@@ -13,9 +13,11 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from aucseg.augment import BatchTMemoryBank
 from aucseg.data import make_train_loader
 from aucseg.engine.checkpoint import load_checkpoint_file
 from aucseg.engine.hooks import (
+    BankStatsHook,
     CheckpointHook,
     EvalHook,
     HookBase,
@@ -59,6 +61,7 @@ def make_trainer(
     eval_interval: int = 2,
     extra_hooks: tuple = (),
     seed: int = 0,
+    bank: BatchTMemoryBank | None = None,
     **options,
 ) -> Trainer:
     """A trainer wired as :func:`aucseg.engine.build.build_hooks` wires a real run."""
@@ -71,6 +74,8 @@ def make_trainer(
     checkpointer = CheckpointHook(work_dir, checkpoint_interval, keep_iter)
     groups = [g["group"] for g in optimizer.param_groups]
     hooks = [*extra_hooks, LRSchedulerHook(scheduler), LoggerHook(logger, log_interval, groups)]
+    if bank is not None:
+        hooks.append(BankStatsHook(bank, logger, log_interval))
     hooks.append(checkpointer)
     if evaluate_fn is not None:
         hooks.append(EvalHook(evaluate_fn, eval_interval, "mIoU", checkpointer, logger))
@@ -86,6 +91,7 @@ def make_trainer(
         data,
         max_iters,
         StepOptions(seed=seed, **options),
+        memory_bank=bank,
         hooks=hooks,
     )
 
@@ -204,6 +210,23 @@ def test_resume_equals_uninterrupted_bitwise_and_logs_each_iteration_once(tmp_pa
     # the killed run's records after iteration 3 were dropped: each iteration once
     assert [r["iter"] for r in records(killed)] == [2, 4, 6, 8]
     assert records(killed)[-1]["loss_ce"] == records(tmp_path / "full")[-1]["loss_ce"]
+
+
+def test_memory_bank_state_resumes_bitwise(tmp_path):
+    def bank() -> BatchTMemoryBank:
+        return BatchTMemoryBank(num_classes=4, tail_classes=[2, 3], memory_size=2, seed=0)
+
+    full = make_trainer(tmp_path / "full", max_iters=6, bank=bank())
+    full.train()
+    make_trainer(tmp_path / "cut", max_iters=6, bank=bank()).train(stop_at=3)
+    state = last_state(tmp_path / "cut")
+    assert state["memory_bank"]["tail_classes"] == [2, 3]
+    resumed = make_trainer(tmp_path / "cut", max_iters=6, bank=bank())
+    resumed.load_state_dict(state)
+    resumed.train()
+    assert_same_params(full.model.parameters(), resumed.model.parameters())
+    stats = records(tmp_path / "full", "bank")
+    assert [r["iter"] for r in stats] == [2, 4, 6] and all(r["samples"] == 4 for r in stats)
 
 
 def test_data_order_independent_of_workers(tmp_path):
