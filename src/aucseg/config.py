@@ -517,6 +517,12 @@ def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
             node[part] = value
         else:
             if isinstance(node, dict) and node.get(part) is None:
+                if parts[depth + 1].isdigit():  # an item of a list the file leaves default
+                    example = "[{name: cross_entropy}]" if path == "loss.terms" else "[...]"
+                    raise InputError(
+                        f"config key '{path}.{parts[depth + 1]}': the config has no '{path}' "
+                        f"list to index; set the whole list instead, e.g. {path}={example}"
+                    )
                 node[part] = {}
             node = node[part]
 

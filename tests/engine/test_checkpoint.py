@@ -1,3 +1,4 @@
+import pickle
 import random
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from aucseg.engine import checkpoint as ckpt
+from aucseg.errors import CheckpointError
 
 
 def test_round_trip_weights_only(tmp_path):
@@ -29,23 +31,33 @@ def test_round_trip_weights_only(tmp_path):
         "model", "optimizer", "scheduler", "scaler", "iteration", "rng",
         "memory_bank", "best_metric", "config", "meta",
     }  # fmt: skip
-    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.pth"]
 
 
-def test_crash_during_write_keeps_previous_file(tmp_path, monkeypatch):
-    path = tmp_path / "last.pth"
-    ckpt.save_atomic({"iteration": 1}, path)
-
-    def crash(obj, handle):
-        handle.write(b"half a checkpoint")
-        raise KeyboardInterrupt("killed while writing")
-
-    monkeypatch.setattr(ckpt.torch, "save", crash)
-    with pytest.raises(KeyboardInterrupt):
-        ckpt.save_atomic({"iteration": 2}, path)
-    monkeypatch.undo()
+def test_a_failed_save_keeps_the_previous_file(tmp_path):
+    path = ckpt.save_atomic({"iteration": 1}, tmp_path / "last.pth")
+    with pytest.raises((AttributeError, pickle.PicklingError)):
+        ckpt.save_atomic({"iteration": 2, "unpicklable": lambda: 0}, path)  # fails mid-write
     assert ckpt.load_checkpoint_file(path)["iteration"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
+
+
+def test_unusable_files_are_one_line_checkpoint_errors(tmp_path):
+    good = ckpt.save_atomic(ckpt.make_checkpoint({"w": torch.ones(2)}, 3), tmp_path / "a.pth")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"truncated\.pth is not a readable checkpoint") as e:
+        ckpt.load_checkpoint_file(truncated)
+    assert "\n" not in str(e.value)
+    with pytest.raises(CheckpointError, match=r"is a directory; give the \.pth file"):
+        ckpt.load_checkpoint_file(tmp_path)
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match="holds a list, not a checkpoint dict"):
+        ckpt.load_checkpoint_file(tmp_path / "list.pth")
+    weights = {"state_dict": {"w": torch.ones(2)}}  # e.g. an official MMSegmentation file
+    with pytest.raises(CheckpointError, match=r"no model, optimizer, iteration.*model.pretrained"):
+        ckpt.check_training_checkpoint(weights, "official.pth")
+    ckpt.check_training_checkpoint(ckpt.load_checkpoint_file(good) | {"optimizer": {}}, good)
 
 
 def test_rng_state_restores_every_generator(tmp_path):

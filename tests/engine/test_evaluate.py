@@ -1,6 +1,3 @@
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
@@ -8,6 +5,7 @@ from torch import nn
 
 from aucseg.engine.evaluate import evaluate
 from aucseg.metrics import ConfusionMatrix, PairwiseAUC
+from aucseg.models import NMF2D, build_model, set_nmf_generator
 
 C = 4
 NAMES = ["a", "b", "c", "d"]
@@ -102,18 +100,35 @@ def test_show_dir_writes_overlays(tmp_path):
     assert files == ["im0_overlay.png", "im1_overlay.png"]
 
 
-def test_nmf_generator_is_set_and_reseeded(monkeypatch):
-    calls = []
-    fake = types.ModuleType("aucseg.models")
-    fake.set_nmf_generator = lambda model, gen: calls.append(gen)
-    monkeypatch.setitem(sys.modules, "aucseg.models", fake)
-    evaluate(Oracle(), make_dataset(2), C, NAMES, progress=False, nmf_seed=5)
-    assert len(calls) == 2 and isinstance(calls[0], torch.Generator)
-    assert calls[0].initial_seed() == 5 + 1  # reseeded with nmf_seed + index before each image
-    assert calls[1] is None  # released afterwards: training keeps the global RNG
-    calls.clear()
-    evaluate(Oracle(), make_dataset(2), C, NAMES, progress=False, nmf_seed=None)
-    assert calls == []
+def test_nmf_bases_are_seeded_per_image_and_released():
+    torch.manual_seed(0)
+    model = build_model("segnext_tiny", C).eval()
+    g = torch.Generator().manual_seed(1)
+    data = [
+        {
+            "image": torch.randn(3, 32, 32, generator=g),
+            "label": torch.randint(0, C, (32, 32), generator=g),
+        }
+        for _ in range(2)
+    ]
+    first = evaluate(model, data, C, NAMES, progress=False, nmf_seed=5)
+    torch.rand(10)  # moves the global RNG
+    assert evaluate(model, data, C, NAMES, progress=False, nmf_seed=5) == first
+    nmf = [m for m in model.modules() if isinstance(m, NMF2D)]
+    assert nmf and all(m.generator is None for m in nmf)  # training keeps the global RNG
+
+    # image i is evaluated with bases drawn from nmf_seed + i (the AUC sees every logit)
+    def auc_with(seeds):
+        auc = PairwiseAUC(C)
+        for seed, item in zip(seeds, data, strict=True):
+            set_nmf_generator(model, torch.Generator().manual_seed(seed))
+            with torch.inference_mode():
+                auc.update(model(item["image"][None]).sigmoid(), item["label"][None])
+        set_nmf_generator(model, None)
+        return 100 * auc.compute()
+
+    assert first["AUC"] == pytest.approx(auc_with([5, 6]), abs=1e-9)
+    assert auc_with([5, 6]) != auc_with([5, 5])  # the seed matters here
 
 
 def test_malformed_items_raise():

@@ -45,3 +45,30 @@ def test_bad_arguments():
         PolyWarmupScheduler(opt, max_iters=0)
     with pytest.raises(ValueError, match="warmup_ratio"):
         PolyWarmupScheduler(opt, max_iters=5, warmup_ratio=0.0)
+
+
+def test_new_base_lrs_replace_the_stored_ones_on_resume():
+    p1, p2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    old = torch.optim.AdamW([{"params": [p1], "lr": 1.0}, {"params": [p2], "lr": 10.0}])
+    stored = PolyWarmupScheduler(old, max_iters=100)
+    stored.step_to(50)
+    new = torch.optim.AdamW([{"params": [p1], "lr": 0.1}, {"params": [p2], "lr": 1.0}])
+    sched = PolyWarmupScheduler(new, max_iters=100)
+    base = list(sched.base_lrs)
+    sched.load_state_dict(stored.state_dict())
+    sched.set_base_lrs(base)  # what LRSchedulerHook does: the current config's lr wins
+    assert sched.last_iter == 50
+    assert [g["lr"] for g in new.param_groups] == pytest.approx([0.05, 0.5])
+    assert [g["initial_lr"] for g in new.param_groups] == [0.1, 1.0]
+    with pytest.raises(ValueError, match="expected 2 base lrs, got 1"):
+        sched.set_base_lrs([1.0])
+
+
+def test_a_state_of_another_optimizer_is_refused():
+    p = torch.nn.Parameter(torch.zeros(1))
+    one = PolyWarmupScheduler(torch.optim.SGD([p], lr=1.0), max_iters=10)
+    two = torch.optim.SGD(
+        [{"params": [p]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}], lr=1.0
+    )
+    with pytest.raises(ValueError, match="scheduler state has 1 param groups, the optimizer has 2"):
+        PolyWarmupScheduler(two, max_iters=10).load_state_dict(one.state_dict())

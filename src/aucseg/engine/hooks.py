@@ -96,12 +96,15 @@ class LoggerHook(HookBase):
     """Every ``interval`` steps: the mean loss terms, lr per group, throughput and memory.
 
     Loss values stay on the device between log steps; reading them here is the step's only
-    host sync. Also reads the trainer's NaN/Inf guard.
+    host sync. Also reads the trainer's NaN/Inf guard. The means are over the steps whose
+    terms were finite (with ``nonfinite="skip"`` the skipped steps are counted instead, also
+    those a checkpoint's guard read found first).
     """
 
     def __init__(self, logger: TrainLogger, interval: int, group_names: list[str]) -> None:
         self.logger, self.interval, self.group_names = logger, interval, group_names
         self.last_log: dict[str, Any] = {}
+        self._skipped_logged = 0
 
     def before_train(self) -> None:
         """Start the first window."""
@@ -110,8 +113,10 @@ class LoggerHook(HookBase):
 
     def _reset(self) -> None:
         self._sum: torch.Tensor | None = None
-        self._count, self._tic = 0, time.perf_counter()
+        self._count: torch.Tensor | None = None  # finite values per term
+        self._tic = time.perf_counter()
         self.trainer.num_images = 0
+        self._skipped_logged = self.trainer.skipped_steps
 
     def wants_log(self, iteration: int) -> bool:
         """Whether ``iteration`` is a log step (input checks also run there)."""
@@ -120,18 +125,21 @@ class LoggerHook(HookBase):
     def after_step(self) -> None:
         """Accumulate on the device; log at log steps."""
         t = self.trainer
-        terms = torch.stack(list(t.step_terms.values()))
+        terms = torch.stack(list(t.step_terms.values()))  # (T,)
+        finite = torch.isfinite(terms)
+        terms = torch.where(finite, terms, 0.0)
         self._sum = terms if self._sum is None else self._sum + terms
-        self._count += 1
+        self._count = finite.long() if self._count is None else self._count + finite
         self.logger.advance(t.iteration)
         if self.wants_log(t.iteration):
-            skipped = t.check_health()
-            self.last_log = self._scalars(skipped)
+            t.check_health()
+            self.last_log = self._scalars(t.skipped_steps - self._skipped_logged)
             self.logger.log(t.iteration, self.last_log)
             self._reset()
 
     def _scalars(self, skipped: int) -> dict[str, Any]:
         t = self.trainer
+        # a window of skipped steps only has no mean: NaN
         means = (self._sum / self._count).tolist()
         scalars: dict[str, Any] = dict(zip(t.names, means, strict=True))
         scalars["loss"] = sum(means)

@@ -123,6 +123,7 @@ class Trainer:
         self.config: dict | None = None  # resolved config stored in checkpoints
         self.step_terms: dict[str, torch.Tensor] = {}
         self.num_images = 0
+        self.skipped_steps = 0  # steps skipped so far (nonfinite="skip"), as read by the host
         self._reset_health()
         self.hooks: list[Any] = []
         self.register_hooks(hooks)
@@ -311,7 +312,8 @@ class Trainer:
         """Read the device-side guard (one host sync); stop or report skipped steps.
 
         Returns:
-            The number of steps skipped since the last check.
+            The number of steps skipped since the last check (also added to
+            :attr:`skipped_steps`, which the logger reports).
 
         Raises:
             NonFiniteError: a step was bad and ``nonfinite="stop"``.
@@ -325,6 +327,7 @@ class Trainer:
         self._reset_health()
         if self.options.nonfinite == "stop":
             raise NonFiniteError(" and ".join(what), first, self.last_checkpoint)
+        self.skipped_steps += skipped
         return skipped
 
     def parameters_finite(self) -> bool:
