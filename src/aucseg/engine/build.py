@@ -214,6 +214,13 @@ def build_train_dataset(cfg: Config, sample_transform: Any = None) -> Any:
     return build_dataset(d.dataset, d.root, d.train_split, transforms=pipeline, **d.options())
 
 
+def build_plain_dataset(cfg: Config, split: str | None = None) -> Any:
+    """A split of the config's dataset (default the training split) without transforms: its
+    files, classes and label convention, as the run reads them (e.g. for ``aucseg stats``)."""
+    d = cfg.data
+    return build_dataset(d.dataset, d.root, split or d.train_split, **d.options())
+
+
 def build_val_dataset(cfg: Config, split: str | None = None) -> Any:
     """The validation split (or ``split``) with the one test-time preset."""
     d = cfg.data
@@ -381,6 +388,7 @@ __all__ = [
     "build_memory_bank",
     "build_model_from_config",
     "build_optimizer",
+    "build_plain_dataset",
     "build_scheduler",
     "build_train_dataset",
     "build_train_loader",

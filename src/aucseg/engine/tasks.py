@@ -281,13 +281,16 @@ def config_from_checkpoint(path: str | Path, overrides: list[str] | None = None)
     Raises:
         CheckpointError: unreadable, or holds no config (e.g. an official MMSegmentation file).
     """
-    state = load_checkpoint_file(path)
-    if not isinstance(state.get("config"), dict):
+    if Path(path).is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; give the .pth file in it")
+    _, kind, meta = read_checkpoint(path)  # torch or safetensors files
+    stored = meta.get("config")
+    if not isinstance(stored, dict):
         raise CheckpointError(
-            f"{path} holds no aucseg config (official MMSegmentation checkpoints do not); "
-            f"pass --config CONFIG"
+            f"{path} holds no aucseg config (a {kind} checkpoint; official MMSegmentation "
+            f"files have none); pass --config CONFIG"
         )
-    return config_from_dict(apply_overrides(copy.deepcopy(state["config"]), overrides or []))
+    return config_from_dict(apply_overrides(copy.deepcopy(stored), overrides or []))
 
 
 def inference_config(
