@@ -139,6 +139,16 @@ def write_config(path: Path, cfg: dict[str, Any]) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread, as the child processes get: on a shared 2-core machine a second
+    thread waiting for a descheduled first one makes SegNeXt-T steps several times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Generated scenes in the Cityscapes layout, written by ``aucseg make-synthetic``."""

@@ -104,3 +104,13 @@ def test_device_and_no_progress_flags_apply_to_train(tmp_path, capsys, tiny_conf
     assert result.code == 0, result.err
     runtime = yaml.safe_load((work / "config.yaml").read_text())["runtime"]
     assert runtime["device"] == "cpu" and runtime["progress"] is False
+
+
+def test_test_accepts_an_official_mmseg_checkpoint(tmp_path, capsys, segnext_config, reference_dir):
+    official = reference_dir / "segnext_tiny_c19_official_format.pth"
+    out = tmp_path / "official.json"
+    result = run_cli(capsys, "test", segnext_config, official, "--out", out)
+    assert result.code == 0, result.err
+    metrics = json.loads(out.read_text())
+    assert metrics["num_images"] == 4 and len(metrics["per_class"]) == 19
+    assert 0.0 <= metrics["aAcc"] <= 100.0

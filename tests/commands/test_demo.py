@@ -9,13 +9,13 @@ import pytest
 from aucseg.cli import main
 
 
-@pytest.mark.slow
 def test_demo_writes_report_for_both_runs(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(
         ["demo", "--out", str(out), "--iterations", "2", "--num-train", "4", "--num-val", "2",
          "--no-progress", "--set", "data.num_workers=0", "runtime.tensorboard=false",
-         "evaluation.interval=0"]
+         "evaluation.interval=0", "data.batch_size=2", "data.crop_size=[64,64]",
+         "data.img_scale=[128,64]"]
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
