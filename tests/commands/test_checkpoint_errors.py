@@ -75,7 +75,7 @@ def test_resume_refuses_unusable_checkpoint(kind, tmp_path, capsys, bad_checkpoi
     assert not (work / "checkpoints").exists()
 
 
-def test_directory_in_place_of_last_pth(tmp_path, capsys, tiny_run, synthetic):
+def test_directory_in_place_of_last_pth(tmp_path, capsys, tiny_config, tiny_run, synthetic):
     work = tmp_path / "run"
     shutil.copytree(tiny_run, work)
     last = work / "checkpoints" / "last.pth"
@@ -84,6 +84,8 @@ def test_directory_in_place_of_last_pth(tmp_path, capsys, tiny_run, synthetic):
     _assert_one_line(run_cli(capsys, "train", "--work-dir", work, "--resume"), "train", last)
     result = run_cli(capsys, "predict", last, _image(synthetic), "--out", tmp_path / "pred")
     _assert_one_line(result, "predict", last)
+    _assert_one_line(run_cli(capsys, "test", tiny_config, last), "test", last)
+    assert "directory" in result.err
 
 
 def test_predict_out_naming_a_file(tmp_path, capsys, tiny_run, synthetic):

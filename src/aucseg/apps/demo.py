@@ -20,11 +20,12 @@ from typing import Any
 
 from aucseg.config import Config, load_config
 from aucseg.data import build_dataset
-from aucseg.data.stats import default_rule, write_class_stats
+from aucseg.data.stats import default_rule, load_class_stats, write_class_stats
 from aucseg.data.synthetic import make_synthetic
 from aucseg.engine import tasks
 from aucseg.engine.build import frequency_order
-from aucseg.metrics import plot_group_comparison, plot_per_class, write_metrics_json
+from aucseg.fileio import write_text_atomic
+from aucseg.metrics import format_table, plot_group_comparison, plot_per_class, write_metrics_json
 
 RUNS = (("ce", "synthetic_ce_segnext_t", "CE"), ("aucseg", "synthetic_aucseg_segnext_t", "AUCSeg"))
 
@@ -119,9 +120,6 @@ def write_report(
     out: Path, results: dict[str, Any], timings: dict[str, float], stats_path: Path
 ) -> Path:
     """``report.md``: group table, per-class table, plots and prediction overlays."""
-    from aucseg.data.stats import load_class_stats
-    from aucseg.metrics import format_table
-
     stats = load_class_stats(stats_path)
     keys = ("mIoU", "mIoU_head", "mIoU_middle", "mIoU_tail", "mAcc", "aAcc", "AUC")
     lines = [
@@ -158,6 +156,4 @@ def write_report(
         ]
         overlays = sorted((out / "predictions" / key).glob("*_overlay.png"))
         lines += [f"![{p.stem}](predictions/{key}/{p.name})" for p in overlays] + [""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text_atomic(out / "report.md", "\n".join(lines))

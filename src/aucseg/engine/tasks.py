@@ -306,14 +306,15 @@ def load_model_for_inference(
     cfg: Config, checkpoint: str | Path, device: torch.device
 ) -> tuple[nn.Module, int | None]:
     """``cfg``'s model with ``checkpoint`` loaded strictly, in eval mode, and its iteration."""
+    if Path(checkpoint).is_dir():
+        raise CheckpointError(f"checkpoint {checkpoint} is a directory; give the file in it")
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     model = build.build_model_from_config(cfg, load_pretrained=False)
-    load_checkpoint(model, checkpoint, strict=True)
+    iteration = load_checkpoint(model, checkpoint, strict=True).meta.get("iteration")
     model = model.to(device).eval()
     if cfg.runtime.channels_last:
         model.to(memory_format=torch.channels_last)
-    iteration = read_checkpoint(checkpoint)[2].get("iteration")
     return model, int(iteration) if isinstance(iteration, (int, float)) else None
 
 
