@@ -32,7 +32,15 @@ from aucseg.engine.trainer import StepOptions, Trainer, term_names
 from aucseg.errors import InputError, Interrupted, NonFiniteError
 from aucseg.losses import build_loss
 
-from .tiny import CountingLoss, NaNFrom, NaNGradientAt, SigintAt, TinyNet, TinyScenes
+from .tiny import (
+    CountingLoss,
+    NaNFrom,
+    NaNGradientAt,
+    NaNValueAt,
+    SigintAt,
+    TinyNet,
+    TinyScenes,
+)
 
 
 class ParamSnapshots(HookBase):
@@ -62,12 +70,13 @@ def make_trainer(
     extra_hooks: tuple = (),
     seed: int = 0,
     bank: BatchTMemoryBank | None = None,
+    fused: bool = True,
     **options,
 ) -> Trainer:
     """A trainer wired as :func:`aucseg.engine.build.build_hooks` wires a real run."""
     torch.manual_seed(seed)
     model = TinyNet()
-    optimizer = build_adamw(model, lr=lr, weight_decay=weight_decay, fused=True)
+    optimizer = build_adamw(model, lr=lr, weight_decay=weight_decay, fused=fused)
     scheduler = PolyWarmupScheduler(optimizer, max_iters, warmup_iters=2, warmup_ratio=0.1)
     dataset = TinyScenes()
     logger = TrainLogger(work_dir, max_iters, tensorboard=False, progress=False)
@@ -298,6 +307,22 @@ def test_nan_term_stops_naming_term_and_iteration_without_applying_it(tmp_path):
     assert all(int(s["step"]) == 2 for s in trainer.optimizer.state_dict()["state"].values())
 
 
+@pytest.mark.parametrize("poison", [NaNFrom, NaNValueAt], ids=["nan-gradient", "finite-gradient"])
+@pytest.mark.parametrize(
+    "setting", [{}, {"fused": False}, {"amp": "fp16"}], ids=["fused", "foreach", "fp16-scaler"]
+)
+def test_a_nan_term_is_never_applied(tmp_path, setting, poison):
+    snapshots = ParamSnapshots()
+    trainer = make_trainer(
+        tmp_path, max_iters=4, losses=[CountingLoss(), poison(at=2)], log_interval=4,
+        extra_hooks=(snapshots,), **setting,
+    )  # fmt: skip
+    with pytest.raises(NonFiniteError, match=rf"'{poison.loss_name}'.* at iteration 2"):
+        trainer.train()
+    assert_same_params(snapshots.before[3], snapshots.before[2])  # step 2 changed nothing
+    assert not torch.equal(snapshots.before[2][0], snapshots.before[1][0])  # step 1 did
+
+
 def test_nan_error_names_the_last_good_checkpoint(tmp_path):
     trainer = make_trainer(tmp_path, max_iters=8, losses=[NaNFrom(at=4)], log_interval=1)
     with pytest.raises(NonFiniteError) as info:
@@ -470,8 +495,9 @@ def test_host_reads_recognised():
         (["cross_entropy"], {}),
         (["square_auc", "cross_entropy"], {"grad_clip": 1.0, "accumulation_steps": 2}),
         (["hinge_auc"], {}),
+        (["square_auc", "cross_entropy"], {"amp": "fp16"}),
     ],
-    ids=["ce", "aucseg-clip-accumulation", "hinge"],
+    ids=["ce", "aucseg-clip-accumulation", "hinge", "aucseg-fp16"],
 )
 def test_steady_steps_make_no_host_reads(tmp_path, losses, options):
     dataset = TinyScenes()
