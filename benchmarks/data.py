@@ -7,22 +7,30 @@ Measures, on generated long-tail scenes (``aucseg.data.synthetic``):
   7 tail, memory 5, p_sample 1, p_resize 1) settings, after the bank is full;
 * the bank's memory after filling (bytes held by its entries and the process RSS growth), next to
   the official bank's size for the same number of entries (one whole crop per entry);
+* full-crop scenes (ADE20K settings): a tail class whose box is the whole 512x512 crop, either
+  filling the crop or as the background of a generated scene; per ``storage`` the median time per
+  sample (best of 3 passes) and the memory after the scenes, against one tenth of the official
+  layout's whole-crop storage for the same entries;
 * the batch-mode bank per mini-batch (4 x 512x512 ADE-like, 2 x 512x512 Cityscapes-like);
 * the official Cityscapes training pipeline per sample (generated 1024x2048 scenes read from
   PNG files; with and without the per-sample bank) and DataLoader throughput with 2 workers.
 
-Run: ``PYTHONPATH=src python benchmarks/data.py [--samples 200] [--threads 1]``
+Run: ``PYTHONPATH=src python benchmarks/data.py [--samples 200] [--threads 1]
+[--only bank full-crop pipeline]``
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
+import statistics
 import sys
 import tempfile
 import time
 
+import cv2
 import numpy as np
 import torch
 
@@ -93,18 +101,102 @@ def bench_bank(name: str, samples: list, fill: int) -> dict[str, float]:
     }
 
 
-def bench_worst_case(name: str, size: int, storage_dtype: torch.dtype | None) -> float:
-    """MiB of a full bank in which every entry is an object covering the whole crop."""
+def _bank(name: str, storage: str | None, p_sample: float | None = None) -> TMemoryBank:
+    """Per-sample bank with the official settings of ``name`` (``storage`` None: the bank's
+    default, which also runs against an older bank without the option)."""
     cfg = SETTINGS[name]
-    bank = TMemoryBank(
-        cfg["num_classes"], cfg["tail"], 5, 0.0, cfg["p_resize"], storage_dtype=storage_dtype
-    )
+    p = cfg["p_sample"] if p_sample is None else p_sample
+    extra = {} if storage is None else {"storage": storage}
+    return TMemoryBank(cfg["num_classes"], cfg["tail"], 5, p, cfg["p_resize"], seed=0, **extra)
+
+
+def storages() -> list[str | None]:
+    """The storage options of the installed bank (``[None]`` when it has none)."""
+    if "storage" not in inspect.signature(TMemoryBank).parameters:
+        return [None]
+    return ["float32", "float16", "uint8"]
+
+
+def bench_worst_case(name: str, size: int, storage: str | None) -> float:
+    """MiB of a full bank in which every entry is an object covering the whole crop, with one
+    pixel of another class (so that the mask is stored)."""
+    bank = _bank(name, storage, p_sample=0.0)
     image = torch.randn(3, size, size)
-    for cls in cfg["tail"]:
+    for cls in SETTINGS[name]["tail"]:
         label = torch.full((size, size), cls, dtype=torch.int64)
+        label[size // 2, size // 2] = 0
         for _ in range(5):
             bank(image, label)
     return bank.memory_bytes() / 2**20
+
+
+def full_crop_scenes(
+    num: int, size: int, seed: int, fill: bool
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """ADE20K-like samples in which one random tail class (26..149) has the whole crop as box.
+
+    ``fill``: the class fills the crop (one class per sample); else it is the background
+    (class 0) of a generated scene, whose other classes stay on top.
+    """
+    rng = np.random.default_rng(seed)
+    style = SyntheticStyle.create(150, seed)
+    scenes = []
+    for _ in range(num):
+        cls = int(rng.integers(26, 150))
+        if fill:
+            label = np.full((size, size), cls, dtype=np.uint8)
+        else:
+            label = sample_label(size, size, 150, 2.0, rng)
+            label[label == 0] = cls
+        image = (render_scene(label, style, rng).astype(np.float32) - MEAN) / STD
+        scenes.append(
+            (torch.from_numpy(image).permute(2, 0, 1).contiguous(), torch.from_numpy(label).long())
+        )
+    return scenes
+
+
+def bench_full_crop(scenes: list, storage: str | None, passes: int = 3) -> dict[str, float]:
+    """Median ms per sample (best of ``passes`` fresh banks over the scenes) and bank memory."""
+    medians = []
+    for _ in range(passes):
+        bank = _bank("ade20k", storage)
+        times = []
+        for image, label in scenes:
+            image, label = image.clone(), label.clone()
+            start = time.perf_counter()
+            bank(image, label)
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+        stats = bank.stats()
+    crop = scenes[0][0].numel() * 4
+    return {
+        "ms": 1e3 * min(medians),
+        "ms_passes": [1e3 * m for m in medians],
+        "memory_mib": stats["memory_bytes"] / 2**20,
+        "entries": stats["entries"],
+        "allowed_mib": 0.1 * stats["entries"] * crop / 2**20,
+        "pastes": stats["pastes_per_sample"],
+    }
+
+
+def report_full_crop(num: int, size: int) -> None:
+    """Print the full-crop table (ADE20K settings) for every storage option of the bank."""
+    print(
+        f"| scenes ({num} x {size}x{size}, ADE20K settings) | storage | median ms/sample "
+        "(best pass; all passes) | pastes/sample | entries | bank MiB "
+        "| allowed MiB (1/10 official) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for fill, title in ((True, "tail class fills the crop"), (False, "tail-class background")):
+        scenes = full_crop_scenes(num, size, seed=2, fill=fill)
+        for storage in storages():
+            r = bench_full_crop(scenes, storage)
+            passes = ", ".join(f"{m:.2f}" for m in r["ms_passes"])
+            print(
+                f"| {title} | {storage or 'default'} | {r['ms']:.2f} ({passes}) | "
+                f"{r['pastes']:.2f} | {r['entries']} | {r['memory_mib']:.1f} | "
+                f"{r['allowed_mib']:.1f} |"
+            )
 
 
 def bench_batch(name: str, samples: list, batch: int, device: str) -> tuple[float, float]:
@@ -223,9 +315,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline-images", type=int, default=32, help="0 skips the pipeline")
     parser.add_argument("--pipeline-size", type=int, nargs=2, default=[1024, 2048])
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--full-crop-samples", type=int, default=120)
+    parser.add_argument(
+        "--only", nargs="+", choices=["bank", "full-crop", "pipeline"], default=None,
+        help="run only these parts (default: all)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
     print(f"torch {torch.__version__}, threads {args.threads}, crop {args.size}x{args.size}")
+    parts = set(args.only or ["bank", "full-crop", "pipeline"])
+    if "bank" in parts:
+        report_bank(args)
+    if "full-crop" in parts:
+        report_full_crop(args.full_crop_samples, args.size)
+    if "pipeline" in parts and args.pipeline_images > 0:
+        bench_pipeline(args.pipeline_images, *args.pipeline_size, args.workers)
+    return 0
+
+
+def report_bank(args: argparse.Namespace) -> None:
+    """Print the bank tables: filled banks of both settings and the worst case."""
     rows = []
     for name in SETTINGS:
         samples = make_samples(args.samples, SETTINGS[name]["num_classes"], args.size, seed=1)
@@ -250,18 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     print()
     print(
-        "| setting | worst case (every entry a whole-crop object) MiB: float32 / float16 "
-        "| official MiB, same worst case (crops + 24 B/pixel coordinates) |"
+        "| setting | worst case (every entry a whole-crop object with a stored mask) MiB: "
+        + " / ".join(str(s or "default") for s in storages())
+        + " | official MiB, same worst case (crops + 24 B/pixel coordinates) |"
     )
     print("|---|---|---|")
     for name, r in rows:
-        w32 = bench_worst_case(name, args.size, None)
-        w16 = bench_worst_case(name, args.size, torch.float16)
+        worst = " / ".join(f"{bench_worst_case(name, args.size, s):.0f}" for s in storages())
         official = r["entries_max"] * (12 + 24) * args.size**2 / 2**20
-        print(f"| {name} | {w32:.0f} / {w16:.0f} | {official:.0f} |")
-    if args.pipeline_images > 0:
-        bench_pipeline(args.pipeline_images, *args.pipeline_size, args.workers)
-    return 0
+        print(f"| {name} | {worst} | {official:.0f} |")
 
 
 if __name__ == "__main__":

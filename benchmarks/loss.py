@@ -7,29 +7,28 @@ baseline only) and ``F.cross_entropy``.
     PYTHONPATH=src python benchmarks/loss.py                 # CPU, (2, 150, 256, 256)
     PYTHONPATH=src python benchmarks/loss.py --device cuda   # (4,150,512,512), (8,171,512,512)
 
-Memory. CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation before the call.
-CPU (no allocator statistics): each loss is measured in a fresh child process in which glibc
-uses a fixed mmap threshold (``mallopt``, set before any tensor exists), so that every allocation
-above 64 KiB is mmap-ed and unmapped on free and the resident set size tracks live tensor memory;
-the kernel's RSS high-water mark is reset (``/proc/self/clear_refs``) before the call and read
-(``VmHWM`` in ``/proc/self/status``) after it; peak minus the RSS before the call is reported
-(max over 3 calls after a warm-up). Both include the gradient of the logits (one logits-size
-tensor).
+Timing and memory come from ``benchmarks/_timing.py``. Memory. CUDA:
+``torch.cuda.max_memory_allocated`` minus the allocation before the call. CPU (no allocator
+statistics): each loss is measured in a fresh child process in which glibc uses a fixed mmap
+threshold (``mallopt``, set before any tensor exists), so that every allocation above 64 KiB is
+mmap-ed and unmapped on free and the resident set size tracks live tensor memory; the kernel's
+RSS high-water mark is reset (``/proc/self/clear_refs``) before the call and read (``VmHWM`` in
+``/proc/self/status``) after it; peak minus the RSS before the call is reported (max over 3 calls
+after a warm-up). Both include the gradient of the logits (one logits-size tensor).
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from _timing import fix_malloc_threshold, measure_peak, time_call
 from aucseg.losses import ExpAUCLoss, HingeAUCLoss, SquareAUCLoss
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -101,64 +100,12 @@ def step(fn: LossFn, logits: torch.Tensor, target: torch.Tensor) -> None:
     logits.grad = None
 
 
-def sync(device: str) -> None:
-    """Wait for queued GPU work."""
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def time_ms(fn: LossFn, logits: torch.Tensor, target: torch.Tensor, repeats: int) -> float:
     """Best wall time of forward+backward in ms over ``repeats`` calls, after a warm-up call.
 
     The minimum, not the median: on a machine shared with other jobs it is the least disturbed.
     """
-    step(fn, logits, target)
-    times = []
-    for _ in range(repeats):
-        sync(logits.device.type)
-        start = time.perf_counter()
-        step(fn, logits, target)
-        sync(logits.device.type)
-        times.append((time.perf_counter() - start) * 1e3)
-    return min(times)
-
-
-def status_kib(field: str) -> int:
-    """A ``/proc/self/status`` memory field (e.g. VmRSS, VmHWM) in KiB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
-def reset_peak_rss() -> None:
-    """Reset the kernel's RSS high-water mark (VmHWM) to the current RSS."""
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-
-
-def fix_malloc_threshold() -> None:
-    """Make glibc mmap (and unmap on free) every allocation above 64 KiB, so RSS = live memory."""
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 64 * 1024)
-    libc.mallopt(m_trim_threshold, 64 * 1024)
-
-
-def peak_extra_bytes(fn: LossFn, logits: torch.Tensor, target: torch.Tensor) -> int:
-    """Peak memory above the pre-call level during forward+backward (see module docstring)."""
-    if logits.device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        step(fn, logits, target)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-    reset_peak_rss()
-    before = status_kib("VmRSS")
-    step(fn, logits, target)
-    return max(0, status_kib("VmHWM") - before) * 1024
+    return time_call(lambda: step(fn, logits, target), logits.device, 1, repeats).best_ms
 
 
 def measure_memory(
@@ -167,7 +114,7 @@ def measure_memory(
     """Peak extra bytes of one loss: in-process on CUDA, in a fresh child process on CPU."""
     if logits.device.type == "cuda":
         step(fn, logits, target)
-        return max(peak_extra_bytes(fn, logits, target) for _ in range(3))
+        return measure_peak(lambda: step(fn, logits, target), logits.device, calls=3).extra_bytes
     cmd = [sys.executable, __file__, "--memory-of", name, "--threads", str(args.threads)]
     cmd += ["--shape", *map(str, logits.shape)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -183,7 +130,7 @@ def memory_child(args: argparse.Namespace) -> int:
     fn = make_losses(shape[1], True, True)[args.memory_of]
     step(fn, logits, target)  # warm-up: one-time allocations
     runs = 1 if args.memory_of.startswith("official") else 3
-    print(max(peak_extra_bytes(fn, logits, target) for _ in range(runs)))
+    print(measure_peak(lambda: step(fn, logits, target), "cpu", calls=runs).extra_bytes)
     return 0
 
 

@@ -5,43 +5,32 @@ Examples:
     python benchmarks/model.py --device cuda --models segnext_large --batch 4
 
 Prints a Markdown table (one row per model x precision x memory format). Forward runs in eval
-mode under ``torch.no_grad``; forward+backward in train mode with a sum-of-logits loss.
+mode under ``torch.no_grad``; forward+backward in train mode with a sum-of-logits loss. Timing:
+``benchmarks/_timing.py`` (synchronised on CUDA; best of ``--iters`` after ``--warmup``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from _timing import time_call
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from aucseg.models import MODELS, build_model
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device: torch.device, warmup: int, iters: int) -> float:
+def _best_s(fn: Callable[[], None], device: torch.device, warmup: int, iters: int) -> float:
     """Best (minimum) seconds of ``fn()`` over ``iters`` runs after ``warmup`` runs.
 
     The minimum is the least disturbed by other processes sharing the cores.
     """
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return time_call(fn, device, warmup, iters).best
 
 
 def bench(
@@ -73,11 +62,11 @@ def bench(
         model.zero_grad(set_to_none=True)
 
     model.eval()
-    fwd = batch / _timed(forward, device, warmup, iters)
+    fwd = batch / _best_s(forward, device, warmup, iters)
     if not backward:
         return fwd, None
     model.train()
-    return fwd, batch / _timed(train_step, device, warmup, iters)
+    return fwd, batch / _best_s(train_step, device, warmup, iters)
 
 
 def main() -> int:

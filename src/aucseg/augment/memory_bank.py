@@ -1,20 +1,27 @@
-"""The T-Memory Bank: stores pixels of tail classes and pastes them into crops that lack them.
+"""The T-Memory Bank (AUCSeg, Han et al., NeurIPS 2024, arXiv 2409.20398, Sec. 3.3): stores
+pixels of tail classes and pastes them into crops that lack them.
 
 Two placements share one implementation:
 
 * :class:`TMemoryBank` (and :class:`MemoryBankTransform` for dataset pipelines) works on one
   sample, as the official transform does: every DataLoader worker owns its own bank.
 * :class:`BatchTMemoryBank` works on a collated mini-batch in the training loop, on the training
-  device, with a single bank; it pastes the tail classes missing from the whole mini-batch.
+  device, with a single bank; it pastes the classes missing from the whole mini-batch.
 
-What is stored: for one occurrence of tail class ``c`` in a crop of size (H, W), the crop is
-shrunk by ``p_resize`` to (int(H·p), int(W·p)) exactly as the official code shrinks the whole crop
-(image bilinear with half-pixel centres, mask nearest with ``floor(i·H/H')`` sampling), but only
-inside the class's bounding box: the entry holds the shrunken box's image values (3, h, w), its
-mask (h, w), the box position in the shrunken crop and the shrunken crop size. Pasting draws the
-top-left offset of the shrunken *whole* crop exactly as the official code does
-(``randint(0, H - H')``, ``randint(0, W - W')``) and writes the masked pixels where the whole crop
-would have put them. Entries are copies, never views of the sample.
+What is stored: for one occurrence of class ``c`` in a crop of size (H, W), the crop is shrunk by
+``p_resize`` to (int(H·p), int(W·p)) exactly as the official code shrinks the whole crop (image
+bilinear with half-pixel centres, mask nearest with ``floor(i·H/H')`` sampling), but only inside
+the class's bounding box: the entry holds the shrunken box's image values (3, h, w) in the
+``storage`` precision, its mask (h, w) (none when the class fills its box), the box position in
+the shrunken crop and the shrunken crop size. Pasting draws the top-left offset of the shrunken
+*whole* crop exactly as the official code does (``randint(0, H - H')``, ``randint(0, W - W')``)
+and writes the masked pixels where the whole crop would have put them; the written values equal
+the stored ones exactly. Entries are copies, never views of the sample.
+
+Ablations of the paper (its memory-update and TMB-vs-PMB studies): ``update`` is the
+replacement rule of a full class memory (``random``, the official one; ``fifo`` replaces the
+oldest entry, ``lifo`` the newest) and ``classes='all'`` keeps every class (the paper's
+pixel-level memory bank) instead of the tail classes only.
 
 Random decisions (replacement slot, sampled classes, stored entry, offsets, target sample in
 batch mode) use one :class:`random.Random` per bank, in the same order as the official code.
@@ -22,228 +29,35 @@ batch mode) use one :class:`random.Random` per bank, in the same order as the of
 
 from __future__ import annotations
 
-import bisect
-import functools
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+from aucseg.augment.bank_ops import (
+    Box,
+    Entry,
+    class_boxes,
+    class_boxes_cpu,
+    cut_entry,
+    paste,
+)
+from aucseg.augment.bank_state import STATE_VERSION, check_state
+from aucseg.data.stats import load_class_stats
+from aucseg.errors import InputError
+
 __all__ = ["BatchTMemoryBank", "MemoryBankTransform", "TMemoryBank"]
 
-_STATE_VERSION = 1
-
-
-@dataclass
-class _Entry:
-    """One stored tail-class occurrence, already shrunk by ``p_resize``.
-
-    Shape:
-        patch (3, h, w) float, mask (h, w) bool; (top, left) is the box position inside the
-        shrunken crop of size (crop_h, crop_w).
-    """
-
-    patch: torch.Tensor
-    mask: torch.Tensor
-    top: int
-    left: int
-    crop_h: int
-    crop_w: int
-    pixels: int = -1
-
-    def __post_init__(self) -> None:
-        if self.pixels < 0:
-            self.pixels = int(self.mask.sum())
-
-    def nbytes(self) -> int:
-        """Bytes held by the entry's tensors."""
-        return self.patch.numel() * self.patch.element_size() + self.mask.numel()
-
-    def to_state(self) -> dict[str, Any]:
-        """Plain dict of CPU tensors and ints (safe for ``torch.load(weights_only=True)``)."""
-        return {
-            "patch": self.patch.detach().cpu(),
-            "mask": self.mask.detach().cpu(),
-            "top": self.top,
-            "left": self.left,
-            "crop_h": self.crop_h,
-            "crop_w": self.crop_w,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> _Entry:
-        """Inverse of :meth:`to_state`."""
-        return cls(
-            patch=state["patch"].clone(),
-            mask=state["mask"].to(torch.bool).clone(),
-            top=int(state["top"]),
-            left=int(state["left"]),
-            crop_h=int(state["crop_h"]),
-            crop_w=int(state["crop_w"]),
-        )
-
-
-def _shrunk_size(size: int, p_resize: float) -> int:
-    """Official shrunken side ``int(size · p_resize)`` (at least 1 pixel)."""
-    return max(1, int(size * p_resize))
-
-
-@functools.lru_cache(maxsize=64)
-def _resize_plan(
-    src: int, dst: int, device: torch.device
-) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Index tables of a ``src -> dst`` resize along one axis (cached per size pair and device,
-    so entries cut on the training device cost no host-to-device copy of the tables).
-
-    Nearest follows OpenCV ``INTER_NEAREST`` (``floor(i · src / dst)``); bilinear follows OpenCV
-    ``INTER_LINEAR`` / ``F.interpolate(align_corners=False)`` without antialias (half-pixel
-    centres, clamped at the borders).
-
-    Returns:
-        near (python list, non-decreasing, and the same as an int64 tensor), i0, i1 (int64) and
-        w1 (float32 weight of i1), each of length ``dst``; the tensors on ``device``.
-    """
-    dst_idx = torch.arange(dst, dtype=torch.float64)
-    near = (dst_idx * (src / dst)).floor().to(torch.int64).clamp_(max=src - 1)
-    pos = ((dst_idx + 0.5) * (src / dst) - 0.5).clamp_(min=0.0)
-    i0 = pos.floor().to(torch.int64).clamp_(max=src - 1)
-    w1 = (pos - i0.to(torch.float64)).clamp_(0.0, 1.0).to(torch.float32)
-    i1 = (i0 + 1).clamp_(max=src - 1)
-    return near.tolist(), *(t.to(device) for t in (near, i0, i1, w1))
-
-
-def _to(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``t`` on ``like``'s device and dtype (no call when already there: this is a hot path)."""
-    if t.device == like.device and t.dtype == like.dtype:
-        return t
-    return t.to(like.device, like.dtype)
-
-
-def _resize_axis(
-    x: torch.Tensor, dim: int, i0: torch.Tensor, i1: torch.Tensor, w1: torch.Tensor
-) -> torch.Tensor:
-    """Linear interpolation of ``x`` along ``dim`` at taps (i0, i1) with weights w1."""
-    shape = [1] * x.ndim
-    shape[dim] = -1
-    w = _to(w1, x).view(shape)
-    return torch.lerp(x.index_select(dim, i0), x.index_select(dim, i1), w)
-
-
-def _make_entry(
-    image: torch.Tensor, label: torch.Tensor, cls: int, top: int, bottom: int, p_resize: float
-) -> _Entry:
-    """Cut class ``cls`` out of one sample, shrunk by ``p_resize``, as a new (copied) entry.
-
-    Args:
-        image: (3, H, W) float sample.
-        label: (H, W) integer labels.
-        cls: class id present in ``label``.
-        top, bottom: first and last row of ``cls`` in ``label`` (inclusive).
-        p_resize: shrink factor in (0, 1].
-
-    Returns:
-        The entry; its mask may be empty when nearest sampling drops a thin object (as in the
-        official code).
-    """
-    height, width = label.shape
-    band = label[top : bottom + 1] == cls  # (rows of the class, W)
-    cols = band.any(dim=0).nonzero().flatten()
-    left, right = int(cols[0]), int(cols[-1])
-    if p_resize == 1.0:
-        patch = image[:, top : bottom + 1, left : right + 1].clone()
-        return _Entry(patch, band[:, left : right + 1].clone(), top, left, height, width)
-    hs, ws = _shrunk_size(height, p_resize), _shrunk_size(width, p_resize)
-    near_r, near_rt, r0, r1, wr = _resize_plan(height, hs, label.device)
-    near_c, near_ct, c0, c1, wc = _resize_plan(width, ws, label.device)
-    # Shrunken rows/cols whose nearest source lies in the box: contiguous ranges.
-    ra, rb = bisect.bisect_left(near_r, top), bisect.bisect_right(near_r, bottom)
-    ca, cb = bisect.bisect_left(near_c, left), bisect.bisect_right(near_c, right)
-    if ra >= rb or ca >= cb:
-        empty_patch = image.new_zeros((image.shape[0], 0, 0))
-        empty_mask = torch.zeros((0, 0), dtype=torch.bool, device=label.device)
-        return _Entry(empty_patch, empty_mask, 0, 0, hs, ws)
-    # Mask: nearest samples inside the box (the official resized canvas, restricted to the box).
-    rows_n = near_rt[ra:rb] - top
-    cols_n = near_ct[ca:cb] - left
-    mask = band[:, left : right + 1].index_select(0, rows_n).index_select(1, cols_n)
-    # Image: the bilinear resize of the whole crop, evaluated only at the kept rows and columns.
-    y0, y1 = int(r0[ra]), int(r1[rb - 1])
-    x0, x1 = int(c0[ca]), int(c1[cb - 1])
-    region = image[:, y0 : y1 + 1, x0 : x1 + 1]
-    rows = _resize_axis(region, 1, r0[ra:rb] - y0, r1[ra:rb] - y0, wr[ra:rb])
-    patch = _resize_axis(rows, 2, c0[ca:cb] - x0, c1[ca:cb] - x0, wc[ca:cb])
-    return _Entry(patch, mask, ra, ca, hs, ws)
-
-
-def _class_rows(labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample class presence and first/last row of every class, in one bincount pass.
-
-    Args:
-        labels: (B, H, W) integer labels; values outside [0, num_classes) are ignored.
-        num_classes: number of classes C.
-
-    Returns:
-        present (B, C) bool and rows (B, C, 2) int64 (top, bottom), inclusive; rows of absent
-        classes are meaningless. Both on the labels' device.
-    """
-    b, h, _ = labels.shape
-    if labels.device.type == "cpu" and b > 1:  # per sample: the histogram stays in cache
-        parts = [_class_rows(labels[i : i + 1], num_classes) for i in range(b)]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    lo, hi = (int(v) for v in labels.aminmax())
-    lab = labels
-    if lo < 0 or hi > num_classes + 255:  # keep the histogram small: non-classes share one bin
-        lab = torch.where((labels < 0) | (labels >= num_classes), num_classes, labels)
-        hi = num_classes
-    bins = max(hi + 1, num_classes)
-    key_dtype = torch.int32 if b * h * bins < 2**31 else torch.int64  # int32: less traffic
-    # key = (batch · bins + label) · H + row: counts come out as (B, bins, H), rows contiguous.
-    base = torch.arange(h, device=lab.device, dtype=key_dtype).view(1, h, 1)
-    base = base + (torch.arange(b, device=lab.device, dtype=key_dtype) * (bins * h)).view(b, 1, 1)
-    keys = torch.add(base, lab.to(key_dtype), alpha=h)
-    counts = torch.bincount(keys.flatten(), minlength=b * h * bins)
-    rows = counts.view(b, bins, h)[:, :num_classes] > 0  # (B, C, H)
-    present = rows.any(dim=2)
-    # argmax returns the first maximum: the first row holding the class; flipped, the last.
-    rows_u8 = rows.to(torch.uint8)
-    top = rows_u8.argmax(dim=2)
-    bottom = h - 1 - rows_u8.flip(2).argmax(dim=2)
-    return present, torch.stack([top, bottom], dim=-1)
-
-
-def _paste(
-    image: torch.Tensor, label: torch.Tensor, entry: _Entry, cls: int, off_y: int, off_x: int
-) -> int:
-    """Write ``entry``'s masked pixels into one sample in place; returns pixels written.
-
-    ``(off_y, off_x)`` is the top-left corner of the shrunken whole crop in the sample; the part of
-    the box that falls outside the sample is clipped.
-    """
-    height, width = label.shape
-    y0, x0 = off_y + entry.top, off_x + entry.left
-    h, w = entry.mask.shape
-    ya, yb = max(y0, 0), min(y0 + h, height)
-    xa, xb = max(x0, 0), min(x0 + w, width)
-    if ya >= yb or xa >= xb:
-        return 0
-    clipped = (ya, yb, xa, xb) != (y0, y0 + h, x0, x0 + w)
-    mask = entry.mask[ya - y0 : yb - y0, xa - x0 : xb - x0]
-    if mask.device != label.device:
-        mask = mask.to(label.device)
-    patch = _to(entry.patch[:, ya - y0 : yb - y0, xa - x0 : xb - x0], image)
-    img_view = image[:, ya:yb, xa:xb]
-    torch.where(mask, patch, img_view, out=img_view)  # elementwise, so writing in place is safe
-    lab_view = label[ya:yb, xa:xb]
-    lab_view.masked_fill_(mask, cls)
-    return int(mask.sum()) if clipped else entry.pixels  # no device sync in the usual case
+_UPDATES = ("random", "fifo", "lifo")
+_CLASS_SETS = ("tail", "all")
+_STORAGES = ("uint8", "float16", "float32")
 
 
 def _check_sample(image: Any, label: Any, batched: bool) -> None:
-    """Validate one sample ((3,H,W), (H,W)) or one batch ((B,3,H,W), (B,H,W))."""
+    """Validate one sample ((3,H,W), (H,W)) or one batch ((B,3,H,W), (B,H,W)), none empty."""
     if not isinstance(image, torch.Tensor) or not isinstance(label, torch.Tensor):
         raise TypeError(
             f"image and label must be torch.Tensor, got {type(image).__name__} and "
@@ -256,63 +70,141 @@ def _check_sample(image: Any, label: Any, batched: bool) -> None:
     want = ("(B, 3, H, W)", "(B, H, W)") if batched else ("(3, H, W)", "(H, W)")
     ndim = (4, 3) if batched else (3, 2)
     if image.ndim != ndim[0] or label.ndim != ndim[1] or image.shape[-2:] != label.shape[-2:]:
-        raise ValueError(
+        raise InputError(
             f"expected image {want[0]} and label {want[1]} with the same H, W; got image "
             f"{tuple(image.shape)} and label {tuple(label.shape)}"
         )
     if batched and image.shape[0] != label.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"image batch {image.shape[0]} != label batch {label.shape[0]}; pass matching batches"
+        )
+    if 0 in label.shape:
+        raise InputError(
+            f"got an empty {'batch' if batched else 'sample'}: image {tuple(image.shape)}, label "
+            f"{tuple(label.shape)}; the bank needs {'B >= 1 and ' if batched else ''}H, W >= 1 "
+            "(drop empty batches and crops before it)"
         )
 
 
+def _need(ok: bool, name: str, value: Any, allowed: str) -> None:
+    """Raise the one-line InputError of a bad constructor argument."""
+    if not ok:
+        raise InputError(f"{name} must be {allowed}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _memory_classes(num_classes: int, tail_classes: Sequence[int] | None, classes: str) -> list:
+    """The classes the bank stores, in the order of the missing-class draw."""
+    if classes == "all":
+        return list(range(num_classes))
+    if tail_classes is None:
+        raise InputError(
+            "tail_classes is None with classes='tail'; pass tail_classes (e.g. groups.tail of "
+            "'aucseg stats') or classes='all' for the bank of every class"
+        )
+    if isinstance(tail_classes, str | bytes) or not isinstance(tail_classes, Sequence):
+        raise TypeError(f"tail_classes must be a sequence of ints, got {tail_classes!r}")
+    tail = list(tail_classes)
+    bad = [c for c in tail if not _is_int(c) or not 0 <= c < num_classes]
+    _need(
+        not bad and len(set(tail)) == len(tail),
+        "tail_classes",
+        tail,
+        f"distinct ids in [0, {num_classes}) (take them from 'aucseg stats', groups.tail)",
+    )
+    return tail
+
+
+def _check_arguments(
+    num_classes: Any, memory_size: Any, p_sample: Any, p_resize: Any, seed: Any, options: dict
+) -> None:
+    """Raise InputError (TypeError for a non-number) naming the first bad argument."""
+    for name, value in (("num_classes", num_classes), ("memory_size", memory_size)):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    for name, value in (("p_sample", p_sample), ("p_resize", p_resize)):
+        if not _is_number(value):
+            raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    if seed is not None and not _is_int(seed):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__} {seed!r}")
+    _need(num_classes >= 1, "num_classes", num_classes, "an int >= 1")
+    _need(memory_size >= 0, "memory_size", memory_size, "an int >= 0 (0 disables the bank)")
+    _need(0.0 <= p_sample <= 1.0, "p_sample", p_sample, "a number in [0, 1]")
+    _need(0.0 < p_resize <= 1.0, "p_resize", p_resize, "in (0, 1] (a shrunken crop must fit)")
+    for name, (value, allowed) in options.items():
+        _need(value in allowed, name, value, "one of " + ", ".join(map(repr, allowed)))
+
+
 class _BankBase:
-    """Storage, random state, statistics and (de)serialisation shared by both placements."""
+    """Storage, random state, statistics and (de)serialisation shared by both placements.
+
+    Args:
+        num_classes: number of classes C (labels outside [0, C), e.g. 255, are ignore).
+        tail_classes: ids of the tail classes (see ``aucseg stats``); ignored (may be None)
+            when ``classes='all'``.
+        memory_size: slots per class; 0 disables storing (and hence pasting).
+        p_sample: fraction of the missing classes to paste, in [0, 1].
+        p_resize: shrink factor of stored crops, in (0, 1].
+        seed: seed of the bank's random generator.
+        update: replacement in a full class memory: ``random`` (a uniform slot, official),
+            ``fifo`` (the oldest entry) or ``lifo`` (the newest entry).
+        classes: ``tail`` stores and pastes ``tail_classes``; ``all`` every class.
+        storage: precision of the stored image values. ``float32`` is exact (official);
+            ``float16`` (default) halves the memory, error <= 2^-11 relative (< 0.1 grey level
+            on normalised images; values beyond ±65504 overflow); ``uint8`` quarters it, each
+            entry channel quantised between its minimum and maximum (error <= range / 510, about
+            half a grey level). Pastes write the stored values exactly.
+    """
+
+    _host_resize = False  # OpenCV for large CPU boxes (the batch bank stays sync-free)
 
     def __init__(
         self,
         num_classes: int,
-        tail_classes: Sequence[int],
+        tail_classes: Sequence[int] | None = None,
         memory_size: int = 5,
         p_sample: float = 1.0,
         p_resize: float = 1.0,
         seed: int | None = None,
-        storage_dtype: torch.dtype | None = None,
+        update: Literal["random", "fifo", "lifo"] = "random",
+        classes: Literal["tail", "all"] = "tail",
+        storage: Literal["uint8", "float16", "float32"] = "float16",
     ) -> None:
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        tail = [int(c) for c in tail_classes]
-        bad = [c for c in tail if not 0 <= c < num_classes]
-        if bad or len(set(tail)) != len(tail):
-            raise ValueError(
-                f"tail_classes must be distinct ids in [0, {num_classes}), got {tail}; "
-                "take them from 'aucseg stats' (groups.tail)"
-            )
-        if not isinstance(memory_size, int) or memory_size < 0:
-            raise ValueError(f"memory_size must be an int >= 0, got {memory_size!r}")
-        if not 0.0 <= float(p_sample) <= 1.0:
-            raise ValueError(f"p_sample must lie in [0, 1], got {p_sample!r}")
-        if not 0.0 < float(p_resize) <= 1.0:
-            raise ValueError(
-                f"p_resize must lie in (0, 1], got {p_resize!r}: a shrunken crop must fit the crop"
-            )
+        options = {
+            "update": (update, _UPDATES),
+            "classes": (classes, _CLASS_SETS),
+            "storage": (storage, _STORAGES),
+        }
+        _check_arguments(num_classes, memory_size, p_sample, p_resize, seed, options)
+        self._classes = _memory_classes(num_classes, tail_classes, classes)
         self.num_classes = num_classes
-        self.tail_classes = tail
+        self.tail_classes = None if classes == "all" else list(self._classes)
         self.memory_size = memory_size
         self.p_sample = float(p_sample)
         self.p_resize = float(p_resize)
         self.seed = seed
-        if storage_dtype is not None and not storage_dtype.is_floating_point:
-            raise TypeError(
-                f"storage_dtype must be a float dtype (e.g. torch.float16) or None, got "
-                f"{storage_dtype}"
-            )
-        self.storage_dtype = storage_dtype
+        self.update = update
+        self.classes = classes
+        self.storage = storage
         self._rng = random.Random(seed)
-        self._tail_sorted = sorted(tail)  # classes are stored in ascending id order
-        self._memory: dict[int, list[_Entry]] = {c: [] for c in tail}
+        self._sorted = sorted(self._classes)  # classes are stored in ascending id order
+        self._memory: dict[int, list[Entry]] = {c: [] for c in self._classes}
+        self._writes: dict[int, int] = dict.fromkeys(self._classes, 0)  # entries ever stored
         self._device: torch.device | None = None  # where the entries live (batch mode)
+        self._index: dict[torch.device, torch.Tensor] = {}  # self._sorted on each device
         self.reset_stats()
+
+    @property
+    def memory_classes(self) -> list[int]:
+        """The classes the bank stores and pastes (the tail list, or every class)."""
+        return list(self._classes)
 
     @classmethod
     def from_stats_file(cls, path: str | Path, **kwargs: Any) -> _BankBase:
@@ -322,20 +214,37 @@ class _BankBase:
             path: file written by ``aucseg stats`` (:func:`aucseg.data.stats.save_class_stats`).
             **kwargs: the other constructor arguments (memory_size, p_sample, ...).
         """
-        from aucseg.data.stats import load_class_stats
-
         data = load_class_stats(path)
         return cls(int(data["num_classes"]), [int(c) for c in data["groups"]["tail"]], **kwargs)
 
     # ----------------------------------------------------------------- storage and retrieval
-    def _store(self, cls: int, entry: _Entry) -> None:
-        """Append, or overwrite a uniformly random slot when full (official random replacement)."""
+    def _slot_to_replace(self, cls: int) -> int:
+        """Slot overwritten when ``cls``'s memory is full, by the ``update`` rule."""
+        if self.update == "random":  # official: a uniformly random slot
+            return self._rng.randint(0, self.memory_size - 1)
+        if self.update == "fifo":  # slots were filled 0, 1, ... and are overwritten in turn
+            return self._writes[cls] % self.memory_size
+        return self.memory_size - 1  # lifo: the newest entry always sits in the last slot
+
+    def _store(self, cls: int, entry: Entry) -> None:
+        """Append, or overwrite the slot the ``update`` rule picks when the memory is full."""
         slots = self._memory[cls]
         if len(slots) < self.memory_size:
             slots.append(entry)
         else:
-            slots[self._rng.randint(0, self.memory_size - 1)] = entry
+            slots[self._slot_to_replace(cls)] = entry
+        self._writes[cls] += 1
         self._counts["stored"] += 1
+
+    def _store_sample(
+        self, image: torch.Tensor, label: torch.Tensor, present: list[tuple[int, Box]]
+    ) -> None:
+        """Store every (class, box) of one sample, in the given (ascending) order."""
+        for cls, box in present:
+            entry = cut_entry(
+                image, label, cls, box, self.p_resize, self.storage, self._host_resize
+            )
+            self._store(cls, entry)
 
     def _draw_missing(self, missing: list[int]) -> list[int]:
         """``ceil(p_sample · #missing)`` distinct missing classes, uniformly (``random.sample``)."""
@@ -345,53 +254,51 @@ class _BankBase:
     def _paste_class(self, image: torch.Tensor, label: torch.Tensor, cls: int) -> None:
         """Paste one stored occurrence of ``cls`` (if any) into one sample, at a random offset."""
         slots = self._memory[cls]
-        if not slots:  # empty banks are skipped, as in the official code
+        if not slots:  # empty memories are skipped, as in the official code
             return
         entry = self._rng.choice(slots)
         height, width = label.shape
         off_y = self._randint_between(0, height - entry.crop_h)
         off_x = self._randint_between(0, width - entry.crop_w)
-        pixels = _paste(image, label, entry, cls, off_y, off_x)
+        pixels = paste(image, label, entry, cls, off_y, off_x)
         self._counts["pastes"] += 1
-        self._counts["pixels_pasted"] += pixels
+        self._pixels_pasted = self._pixels_pasted + pixels  # a device tensor stays one
         self._per_class[cls] = self._per_class.get(cls, 0) + 1
-
-    def to(self, device: torch.device | str) -> _BankBase:
-        """Move every stored entry to ``device`` (in place); returns the bank."""
-        for slots in self._memory.values():
-            for entry in slots:
-                entry.patch, entry.mask = entry.patch.to(device), entry.mask.to(device)
-        return self
 
     def _randint_between(self, a: int, b: int) -> int:
         """``randint(a, b)`` that also accepts b < a (a stored crop larger than this one)."""
         return self._rng.randint(min(a, b), max(a, b))
 
-    def _store_sample(
-        self, image: torch.Tensor, label: torch.Tensor, present: list[int], rows: torch.Tensor
-    ) -> None:
-        """Store every tail class present in one sample (rows: (C, 2) on the CPU)."""
-        if self.memory_size == 0:
-            return
-        for cls in present:
-            top, bottom = rows[cls].tolist()
-            entry = _make_entry(image, label, cls, top, bottom, self.p_resize)
-            if self.storage_dtype is not None:
-                entry.patch = entry.patch.to(self.storage_dtype)
-            self._store(cls, entry)
+    def _class_index(self, device: torch.device) -> torch.Tensor:
+        """The stored classes (ascending) as an int64 tensor on ``device`` (cached)."""
+        if device not in self._index:
+            self._index[device] = torch.tensor(self._sorted, dtype=torch.int64, device=device)
+        return self._index[device]
+
+    def to(self, device: torch.device | str) -> _BankBase:
+        """Move every stored entry to ``device`` (in place); returns the bank."""
+        for slots in self._memory.values():
+            for entry in slots:
+                entry.to(device)
+        if isinstance(self._pixels_pasted, torch.Tensor):
+            self._pixels_pasted = self._pixels_pasted.to(device)
+        return self
 
     # ----------------------------------------------------------------- statistics
     def reset_stats(self) -> None:
         """Zero the counters reported by :meth:`stats`."""
-        self._counts = {"samples": 0, "stored": 0, "pastes": 0, "pixels_pasted": 0}
+        self._counts = {"samples": 0, "stored": 0, "pastes": 0}
+        self._pixels_pasted: int | torch.Tensor = 0  # summed on the device: no sync per paste
         self._per_class: dict[int, int] = {}
 
     def memory_bytes(self) -> int:
-        """Bytes held by all stored entries (image patches and masks)."""
+        """Bytes held by all stored entries (image values, masks, quantisation tables)."""
         return sum(e.nbytes() for slots in self._memory.values() for e in slots)
 
     def stats(self) -> dict[str, float | int | dict]:
         """Counters since the last :meth:`reset_stats`, plus the current fill and memory.
+
+        One host sync (the pasted-pixel count): call it at log time.
 
         Returns:
             ``samples``, ``stored``, ``pastes``, ``pixels_pasted``, ``pastes_per_sample``,
@@ -401,6 +308,7 @@ class _BankBase:
         samples = self._counts["samples"]
         return {
             **self._counts,
+            "pixels_pasted": int(self._pixels_pasted),
             "pastes_per_sample": self._counts["pastes"] / samples if samples else 0.0,
             "per_class_pastes": dict(sorted(self._per_class.items())),
             "entries": sum(len(s) for s in self._memory.values()),
@@ -408,95 +316,95 @@ class _BankBase:
         }
 
     # ----------------------------------------------------------------- (de)serialisation
-    def state_dict(self) -> dict[str, Any]:
-        """Memory, random state and counters as tensors, ints, floats, lists and dicts.
+    def _parameters(self) -> dict[str, Any]:
+        """The values a loaded state must match (see :data:`bank_state.PARAMETERS`)."""
+        return {
+            "num_classes": self.num_classes,
+            "classes": self.classes,
+            "memory_classes": list(self._classes),
+            "memory_size": self.memory_size,
+            "p_resize": self.p_resize,
+            "update": self.update,
+            "storage": self.storage,
+        }
 
-        Loadable with ``torch.load(weights_only=True)``; tensors are moved to the CPU.
+    def state_dict(self) -> dict[str, Any]:
+        """Memory, random state and counters as tensors, ints, floats, strings, lists and dicts.
+
+        Loadable with ``torch.load(weights_only=True)``; tensors are moved to the CPU (one host
+        sync per entry: call it at checkpoint time).
         """
         version, internal, gauss = self._rng.getstate()
         return {
-            "version": _STATE_VERSION,
-            "num_classes": self.num_classes,
-            "tail_classes": list(self.tail_classes),
-            "memory_size": self.memory_size,
+            "version": STATE_VERSION,
+            **self._parameters(),
             "p_sample": self.p_sample,
-            "p_resize": self.p_resize,
             "rng": {
                 "version": int(version),
                 "state": torch.tensor(internal, dtype=torch.int64),
                 "gauss": [] if gauss is None else [float(gauss)],
             },
-            "memory": [[e.to_state() for e in self._memory[c]] for c in self.tail_classes],
-            "counts": dict(self._counts),
+            "memory": [[e.to_state() for e in self._memory[c]] for c in self._classes],
+            "writes": [self._writes[c] for c in self._classes],
+            "counts": {**self._counts, "pixels_pasted": int(self._pixels_pasted)},
             "per_class": [[c, n] for c, n in sorted(self._per_class.items())],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a bank saved by :meth:`state_dict` of a bank with the same parameters.
 
+        ``p_sample`` stays this bank's own (it changes no stored data).
+
         Raises:
-            ValueError: when the state's classes, memory size or resize factor differ.
+            CheckpointError: (an InputError) naming the missing or malformed key, or the
+                parameter (classes, memory size, resize factor, update, storage) that differs.
         """
-        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
-            raise ValueError(
-                f"not a memory-bank state (version {_STATE_VERSION} dict expected), got "
-                f"{type(state).__name__} with version "
-                f"{state.get('version') if isinstance(state, dict) else None}"
-            )
-        for key in ("num_classes", "tail_classes", "memory_size", "p_resize"):
-            mine, theirs = getattr(self, key), state[key]
-            if (list(mine) if key == "tail_classes" else mine) != theirs:
-                raise ValueError(
-                    f"memory-bank state has {key}={theirs!r} but this bank has {mine!r}; "
-                    "build the bank with the parameters it was saved with"
-                )
+        check_state(state, self._parameters())
         rng = state["rng"]
         gauss = rng["gauss"][0] if rng["gauss"] else None
         internal = tuple(int(v) for v in rng["state"].tolist())
         self._rng.setstate((int(rng["version"]), internal, gauss))
-        self.p_sample = float(state["p_sample"])
         self._memory = {
-            c: [_Entry.from_state(e) for e in entries]
-            for c, entries in zip(self.tail_classes, state["memory"], strict=True)
+            c: [Entry.from_state(e) for e in entries]
+            for c, entries in zip(self._classes, state["memory"], strict=True)
         }
+        self._writes = {c: int(n) for c, n in zip(self._classes, state["writes"], strict=True)}
         self._device = torch.device("cpu")
-        self._counts = {k: int(v) for k, v in state["counts"].items()}
+        counts = state["counts"]
+        self._counts = {k: int(counts[k]) for k in ("samples", "stored", "pastes")}
+        self._pixels_pasted = int(counts["pixels_pasted"])
         self._per_class = {int(c): int(n) for c, n in state["per_class"]}
 
     def __repr__(self) -> str:
+        tail = "None" if self.tail_classes is None else f"<{len(self.tail_classes)} ids>"
         return (
-            f"{type(self).__name__}(num_classes={self.num_classes}, "
-            f"tail_classes=<{len(self.tail_classes)} ids>, memory_size={self.memory_size}, "
-            f"p_sample={self.p_sample}, p_resize={self.p_resize}, seed={self.seed})"
+            f"{type(self).__name__}(num_classes={self.num_classes}, tail_classes={tail}, "
+            f"memory_size={self.memory_size}, p_sample={self.p_sample}, "
+            f"p_resize={self.p_resize}, seed={self.seed}, update={self.update!r}, "
+            f"classes={self.classes!r}, storage={self.storage!r})"
         )
 
 
 class TMemoryBank(_BankBase):
     """Per-sample T-Memory Bank, the official placement (one bank per DataLoader worker).
 
-    Per call: store every tail class present in the sample (random replacement when a class's
-    ``memory_size`` slots are full), then paste ``ceil(p_sample · #missing)`` distinct missing tail
-    classes, each from one stored occurrence, shrunk by ``p_resize``, at a random offset. Pasted
-    pixels overwrite any label, ignore and padding included. Pasted classes are not stored.
+    Per call: store every bank class present in the sample (``update`` rule when a class's
+    ``memory_size`` slots are full), then paste ``ceil(p_sample · #missing)`` distinct missing
+    bank classes, each from one stored occurrence, shrunk by ``p_resize``, at a random offset.
+    Pasted pixels overwrite any label, ignore and padding included. Pasted classes are not
+    stored. Inside a DataLoader worker the generator is re-seeded once from the worker's seed so
+    that workers differ.
 
-    Args:
-        num_classes: number of classes C (labels outside [0, C), e.g. 255, are ignore).
-        tail_classes: ids of the tail classes (see ``aucseg stats``).
-        memory_size: slots per tail class; 0 disables storing (and hence pasting).
-        p_sample: fraction of the missing tail classes to paste, in [0, 1].
-        p_resize: shrink factor of stored crops, in (0, 1].
-        seed: seed of the bank's random generator. Inside a DataLoader worker the generator is
-            re-seeded once from the worker's seed so that workers differ.
-        storage_dtype: dtype of stored image patches; None keeps the image dtype (exact).
-            ``torch.float16`` halves the memory (error <= 1e-3 in normalised units, i.e.
-            < 0.1 grey level); pasted values are cast back to the image dtype.
+    Args: as :class:`_BankBase` (num_classes, tail_classes, memory_size, p_sample, p_resize, seed,
+    update, classes, storage).
 
     Shape:
         image (3, H, W) float (normalised, padded), label (H, W) int64; both edited in place and
-        returned.
+        returned. H, W >= 1, else :class:`~aucseg.errors.InputError`.
     """
 
     _worker_seed: int | None = None  # the DataLoader worker seed the generator was re-seeded from
+    _host_resize = True  # CPU samples in DataLoader workers: OpenCV for large boxes
 
     def _seed_worker(self) -> None:
         """Give each DataLoader worker its own random stream (once, on its first sample).
@@ -510,25 +418,27 @@ class TMemoryBank(_BankBase):
             base = 0 if self.seed is None else int(self.seed)
             self._rng.seed(base * 1_000_003 + self._worker_seed)
 
+    def _boxes(self, label: torch.Tensor) -> dict[int, Box]:
+        """Box of every bank class in one sample (NumPy run lengths on the CPU)."""
+        if label.device.type == "cpu":
+            boxes = class_boxes_cpu(label, self.num_classes)
+            return {c: boxes[c] for c in self._sorted}
+        table = class_boxes(label[None], self._class_index(label.device), self.num_classes)
+        return dict(zip(self._sorted, table[0].tolist(), strict=True))
+
     @torch.no_grad()
     def __call__(
         self, image: torch.Tensor, label: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the sample's tail classes, then paste missing ones; returns (image, label)."""
+        """Store the sample's bank classes, then paste missing ones; returns (image, label)."""
         _check_sample(image, label, batched=False)
         self._seed_worker()
         self._counts["samples"] += 1
-        if not self.tail_classes:
+        if not self._classes or self.memory_size == 0:
             return image, label
-        present_b, rows_b = _class_rows(label[None], self.num_classes)
-        present_mask = present_b[0].cpu()
-        rows = rows_b[0].cpu()
-        flags = present_mask.tolist()
-        tail_present = [c for c in self._tail_sorted if flags[c]]
-        missing = [c for c in self.tail_classes if not flags[c]]
-        self._store_sample(image, label, tail_present, rows)
-        if self.memory_size == 0:
-            return image, label
+        boxes = self._boxes(label)
+        self._store_sample(image, label, [(c, boxes[c]) for c in self._sorted if boxes[c][0]])
+        missing = [c for c in self._classes if not boxes[c][0]]
         for cls in self._draw_missing(missing):
             self._paste_class(image, label, cls)
         return image, label
@@ -537,8 +447,8 @@ class TMemoryBank(_BankBase):
 class BatchTMemoryBank(_BankBase):
     """Batch-mode T-Memory Bank for the training loop: one bank, missing = absent from the batch.
 
-    Applied after collation on the training device: every tail class present in a sample is
-    stored from that sample; ``ceil(p_sample · #missing)`` tail classes absent from the *whole*
+    Applied after collation on the training device: every bank class present in a sample is
+    stored from that sample; ``ceil(p_sample · #missing)`` bank classes absent from the *whole*
     mini-batch are pasted, each into a uniformly drawn sample of the batch. Stored entries live on
     the device of the images they were cut from (the training device), so pasting costs no host
     transfer; :meth:`state_dict` moves them to the CPU and a loaded state moves to the batches'
@@ -546,36 +456,39 @@ class BatchTMemoryBank(_BankBase):
     batches; nothing is synchronised), exactly as each official worker owns its bank; a
     checkpoint written by rank 0 restores rank 0's bank on every rank.
 
-    Args: as :class:`TMemoryBank`.
+    Host syncs: exactly one per call, whatever the number of stored or pasted entries (the
+    (B, K, 5) table of class counts and boxes comes to the host in one ``tolist``); none when
+    ``memory_size`` is 0 or the bank has no classes. :meth:`stats` adds one at log time.
+
+    Args: as :class:`_BankBase` (num_classes, tail_classes, memory_size, p_sample, p_resize, seed,
+    update, classes, storage).
 
     Shape:
         images (B, 3, H, W) float, labels (B, H, W) int64, any device; edited in place and
-        returned.
+        returned. B, H, W >= 1, else :class:`~aucseg.errors.InputError`.
     """
 
     @torch.no_grad()
     def __call__(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the batch's tail classes, then paste the batch's missing ones."""
+        """Store the batch's bank classes, then paste the batch's missing ones."""
         _check_sample(images, labels, batched=True)
         if self._device != images.device:  # first call, or after load_state_dict
             self.to(images.device)
             self._device = images.device
         batch = labels.shape[0]
         self._counts["samples"] += batch
-        if not self.tail_classes or batch == 0:
+        if not self._classes or self.memory_size == 0:
             return images, labels
-        present, rows = _class_rows(labels, self.num_classes)
-        present, rows = present.cpu(), rows.cpu()  # one host sync per batch
-        flags = present.tolist()
+        index = self._class_index(labels.device)
+        table = class_boxes(labels, index, self.num_classes).tolist()  # the one host sync
+        in_batch: set[int] = set()
         for b in range(batch):
-            tail_present = [c for c in self._tail_sorted if flags[b][c]]
-            self._store_sample(images[b], labels[b], tail_present, rows[b])
-        if self.memory_size == 0:
-            return images, labels
-        in_batch = present.any(dim=0).tolist()
-        missing = [c for c in self.tail_classes if not in_batch[c]]
+            present = [(c, box) for c, box in zip(self._sorted, table[b], strict=True) if box[0]]
+            in_batch.update(c for c, _ in present)
+            self._store_sample(images[b], labels[b], present)
+        missing = [c for c in self._classes if c not in in_batch]
         for cls in self._draw_missing(missing):
             target = self._rng.randrange(batch)
             self._paste_class(images[target], labels[target], cls)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from aucseg.data.stats import default_rule, write_class_stats
+from aucseg.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +51,7 @@ def _labels_from_folder(args: argparse.Namespace) -> tuple[list[Path], int, bool
     if not folder.is_dir():
         raise FileNotFoundError(f"--label-dir {folder} is not a folder")
     if args.num_classes is None or args.num_classes < 1:
-        raise ValueError(f"--label-dir needs --num-classes >= 1, got {args.num_classes}")
+        raise InputError(f"--label-dir needs --num-classes >= 1, got {args.num_classes}")
     paths = sorted(folder.rglob(args.pattern))
     if not paths:
         raise FileNotFoundError(f"no files matching {args.pattern!r} under {folder}")
@@ -61,9 +62,9 @@ def _labels_from_folder(args: argparse.Namespace) -> tuple[list[Path], int, bool
 def run(args: argparse.Namespace) -> int:
     """Scan the labels, split the classes, write JSON (and PNG); print the groups."""
     if (args.dataset is None) == (args.label_dir is None):
-        raise ValueError("give either --dataset NAME --root DIR or --label-dir DIR --num-classes C")
+        raise InputError("give either --dataset NAME --root DIR or --label-dir DIR --num-classes C")
     if args.dataset is not None and args.root is None:
-        raise ValueError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
+        raise InputError(f"--dataset {args.dataset} needs --root DIR (the dataset folder)")
     load = _labels_from_dataset if args.dataset else _labels_from_folder
     paths, num_classes, reduce_zero, names = load(args)
     rule = default_rule(args.dataset)

@@ -44,7 +44,7 @@ __all__ = [
     "write_class_stats",
 ]
 
-#: Fraction of classes in the official tail lists (§3.4 of the spec): reproduces their sizes.
+#: Fraction of classes in the official tail lists (of the official configs): reproduces their sizes.
 TAIL_FRACTIONS: dict[str, float] = {
     "ade20k": 124 / 150,
     "cityscapes": 7 / 19,

@@ -20,8 +20,13 @@ from torch import nn
 from aucseg import dist
 from aucseg.augment import BatchTMemoryBank, MemoryBankTransform, TMemoryBank
 from aucseg.config import Config
-from aucseg.data import DATASETS, OFFICIAL_TAIL_CLASSES, build_dataset, seed_worker
-from aucseg.data import make_train_loader
+from aucseg.data import (
+    DATASETS,
+    OFFICIAL_TAIL_CLASSES,
+    build_dataset,
+    make_train_loader,
+    seed_worker,
+)
 from aucseg.data.stats import load_class_groups, load_class_stats, load_image_class_pixels
 from aucseg.data.transforms import Compose, build_test_pipeline, build_train_pipeline
 from aucseg.engine.evaluate import evaluate

@@ -10,11 +10,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from aucseg.data.classes import default_palette
 from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from aucseg.dist import all_reduce_sum, get_rank, get_world_size, is_main_process
 from aucseg.engine.inference import inference_views
-from aucseg.engine.predict import colorize, overlay, read_rgb, write_rgb
+from aucseg.engine.predict import colorize, default_palette, overlay, read_rgb, write_rgb
 from aucseg.metrics import ConfusionMatrix, PairwiseAUC, summarize
 from aucseg.models import set_nmf_generator
 
@@ -39,18 +38,6 @@ def _show(item: dict, index: int, pred: torch.Tensor, show_dir: Path, palette) -
     rgb = _image_for_display(item, pred_np.shape)
     stem = Path(item["image_path"]).stem if item.get("image_path") else f"{index:06d}"
     write_rgb(show_dir / f"{stem}_overlay.png", overlay(rgb, colorize(pred_np, palette)))
-
-
-def _nmf_generator(
-    model: nn.Module, seed: int | None, device: torch.device
-) -> torch.Generator | None:
-    """A generator the model's NMF modules draw from (reseed it per image), or None (global
-    RNG) when ``seed`` is None."""
-    if seed is None:
-        return None
-    generator = torch.Generator(device=device)
-    set_nmf_generator(model, generator)
-    return generator
 
 
 def _check_item(item: object, index: int) -> None:
@@ -93,9 +80,9 @@ def evaluate(
     count are all-reduced, so every rank returns the full result. Predictions are the argmax of
     the softmax averaged over TTA views (see :mod:`aucseg.engine.inference`); the AUC scores are
     the view-averaged **sigmoid** of the logits (AUCSeg's per-class scores). With
-    ``nmf_seed`` the model's NMF generator (:func:`aucseg.models.set_nmf_generator`) is
-    reseeded with ``nmf_seed + index`` before every image, so results do not depend on the
-    number of ranks; afterwards NMF goes back to the global RNG.
+    ``nmf_seed`` the model's NMF generator (if :mod:`aucseg.models` provides
+    ``set_nmf_generator``) is reseeded with ``nmf_seed + index`` before every image, so results
+    do not depend on the number of ranks; afterwards NMF goes back to the global RNG.
 
     Args:
         model: ``forward(images) -> logits (B, C, h, w)``; moved to ``device``, put in eval mode
@@ -136,7 +123,10 @@ def evaluate(
     }
     was_training = model.training
     model.to(device).eval()
-    generator = _nmf_generator(model, nmf_seed, device)
+    generator = None
+    if nmf_seed is not None:
+        generator = torch.Generator(device=device).manual_seed(int(nmf_seed))
+        set_nmf_generator(model, generator)
     try:
         with torch.inference_mode():
             bar = tqdm(indices, desc="evaluate", disable=not (progress and is_main_process()))
@@ -150,7 +140,7 @@ def evaluate(
                     _show(item, index, pred, show, pal)
     finally:
         if generator is not None:
-            set_nmf_generator(model, None)  # training keeps the global RNG (official)
+            set_nmf_generator(model, None)  # back to the global RNG (the official behaviour)
         model.train(was_training)
     confusion.all_reduce()
     auc.all_reduce()

@@ -1,4 +1,4 @@
-"""AdamW with the official SegNeXt/AUCSeg parameter groups (spec §4.2).
+"""AdamW with the official SegNeXt/AUCSeg parameter groups.
 
 mmcv's ``DefaultOptimizerConstructor`` with ``custom_keys`` applies, per parameter, the first
 key (keys sorted alphabetically, then by length, longest first) that occurs as a substring of

@@ -1,4 +1,4 @@
-"""Segmentation losses: the pixel-level AUC family (spec §2), mmseg-style cross-entropy and
+"""Segmentation losses: the pixel-level AUC family, mmseg-style cross-entropy and
 long-tail baselines (focal, Lovász-softmax, Dice, logit-adjusted, BLV, recall).
 
 Example:

@@ -1,4 +1,4 @@
-"""AUC loss modules: ``SquareAUCLoss``, ``HingeAUCLoss``, ``ExpAUCLoss`` (spec §2).
+"""AUC loss modules: ``SquareAUCLoss``, ``HingeAUCLoss``, ``ExpAUCLoss`` (AUCSeg, Han et al. 2024).
 
 The losses of AUCSeg (Han et al., "AUCSeg: AUC-oriented Pixel-level Long-tail Semantic
 Segmentation", NeurIPS 2024); the math lives in :mod:`aucseg.losses.functional`.
@@ -141,7 +141,7 @@ class HingeAUCLoss(AUCLoss):
     exact via per-class sorting; ``supports_sync`` is False and ``sync=True`` raises
     :class:`~aucseg.errors.InputError` (max over pairs has no exact per-class statistics).
     ``form="official"``: the reference implementation's linear formula (no clamp, negatives
-    scaled by an extra 1/N_i, spec §2.3), kept to reproduce published numbers;
+    scaled by an extra 1/N_i, the official code), kept to reproduce published numbers;
     ``supports_sync`` is True.
 
     Args:

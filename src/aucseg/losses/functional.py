@@ -1,6 +1,6 @@
 """Pixel-level AUC losses (square, exp, hinge; one-vs-one and one-vs-all) and cross-entropy.
 
-Notation (spec §2): scores ``p[j, c] = sigmoid(z[j, c])`` over the M valid pixels, labels
+Notation: scores ``p[j, c] = sigmoid(z[j, c])`` over the M valid pixels, labels
 ``y[j]``, class counts ``N_c``, present classes ``P = {c : N_c > 0}``, ``K = |P|``, margin gamma.
 For class i the positives are the pixels with ``y = i`` and the negatives all other valid pixels,
 weighted ``1 / N_{y[n]}`` (ovo: a mean over every other present class) or ``1 / (M - N_i)``
@@ -89,12 +89,12 @@ def _class_terms(
     Shape:
         pos (C, K_phi), neg (C, K_psi), inv_n (C,), n_neg_classes (C,) -> (C,).
     """
-    if surrogate == "square":  # ½ mean_pairs (gamma - a + b)^2, expanded (spec §2.2)
+    if surrogate == "square":  # ½ mean_pairs (gamma - a + b)^2, expanded (as the official code)
         quad = 0.5 * n_neg_classes * inv_n * pos[:, 1] + 0.5 * neg[:, 1]
         return quad - inv_n * pos[:, 0] * neg[:, 0]
-    if surrogate == "exp":  # mean_pairs exp(-gamma (a - b)), separable (spec §2.4)
+    if surrogate == "exp":  # mean_pairs exp(-gamma (a - b)), separable (as the official code)
         return inv_n * pos[:, 0] * neg[:, 0]
-    # official "hinge": linear, negative term carries an extra 1/N_i (spec §2.3)
+    # official "hinge": linear, negative term carries an extra 1/N_i (as the official code)
     return n_neg_classes * (gamma - inv_n * pos[:, 0]) + inv_n * neg[:, 0]
 
 
@@ -295,7 +295,7 @@ def cross_entropy_loss(
     ignore_index: int = 255,
     avg_non_ignore: bool = False,
 ) -> torch.Tensor:
-    """Softmax cross-entropy with mmseg 0.24.1 averaging (spec §2.6).
+    """Softmax cross-entropy with mmseg 0.24.1 averaging, as the official code.
 
     Args:
         logits: Raw scores.
