@@ -40,6 +40,18 @@ def _show(item: dict, index: int, pred: torch.Tensor, show_dir: Path, palette) -
     write_rgb(show_dir / f"{stem}_overlay.png", overlay(rgb, colorize(pred_np, palette)))
 
 
+def _nmf_generator(
+    model: nn.Module, seed: int | None, device: torch.device
+) -> torch.Generator | None:
+    """The generator the model's NMF modules draw from (reseeded per image), or None (the
+    global RNG) when ``seed`` is None."""
+    if seed is None:
+        return None
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    set_nmf_generator(model, generator)
+    return generator
+
+
 def _check_item(item: object, index: int) -> None:
     if (
         not isinstance(item, dict)
@@ -113,20 +125,11 @@ def evaluate(
     show = Path(show_dir) if show_dir is not None else None
     pal = palette if palette is not None else default_palette(num_classes)
     indices = range(get_rank(), len(dataset), get_world_size())
-    views = {
-        "mode": mode,
-        "crop_size": crop_size,
-        "stride": stride,
-        "scales": scales,
-        "flip": flip,
-        "num_classes": num_classes,
-    }
+    views = {"mode": mode, "crop_size": crop_size, "stride": stride, "scales": scales,
+             "flip": flip, "num_classes": num_classes}  # fmt: skip
     was_training = model.training
     model.to(device).eval()
-    generator = None
-    if nmf_seed is not None:
-        generator = torch.Generator(device=device).manual_seed(int(nmf_seed))
-        set_nmf_generator(model, generator)
+    generator = _nmf_generator(model, nmf_seed, device)
     try:
         with torch.inference_mode():
             bar = tqdm(indices, desc="evaluate", disable=not (progress and is_main_process()))
