@@ -690,9 +690,11 @@ def _paused_data(data: Callable, counter: HostSyncCounter) -> Callable:
         while True:
             counter.paused = True
             try:
-                batch = next(batches)
+                batch = next(batches, None)
             finally:
                 counter.paused = False
+            if batch is None:
+                return
             yield batch
 
     return stream
