@@ -125,6 +125,7 @@ class MemoryBankConfig(Section):
     placement: Literal["batch", "sample"] = "batch"
     classes: Literal["tail", "all"] = "tail"  # all = the paper's pixel-level bank ablation
     update: Literal["random", "fifo", "lifo"] = "random"  # random = official replacement
+    storage: Literal["float16", "uint8", "float32"] = "float16"  # float32 = official (exact)
     tail_classes: list[int] | None = None  # None = data.class_groups tail, else official list
     memory_size: int = Field(5, ge=1)
     p_sample: float = Field(1.0, ge=0, le=1)
