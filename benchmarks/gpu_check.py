@@ -31,6 +31,9 @@ Sections:
   (targets <= 5 % time and memory; the paper reports 13.29 GB -> 15.45 GB for its code).
 * ``inference``: images/s of :func:`aucseg.engine.inference.inference`, whole (512x672) and
   slide (1024x2048, crop 1024, stride 768), float32 as ``aucseg test`` runs.
+* ``runtime_options``: ``runtime.channels_last`` against the default memory format, train step
+  (``amp`` as above) and inference, paired rounds of ``benchmarks/runtime_options.py`` (the
+  ``runtime.compile`` rows of that script are not run here: compilation takes minutes).
 * ``host_syncs``: a trainer built by :func:`aucseg.engine.tasks.build_trainer` from the shipped
   synthetic configs (AUCSeg and CE) on generated data, a few steps; host synchronisations per
   step, outside the first step and log steps (target: 0 for CE, at most 1 for AUCSeg: the
@@ -73,6 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+import runtime_options
 from _timing import measure_peak, time_call
 from aucseg.augment import BatchTMemoryBank
 from aucseg.data import OFFICIAL_TAIL_CLASSES
@@ -534,6 +538,32 @@ def section_inference(ctx: Context, rows: list[dict]) -> None:
         )
 
 
+# ----------------------------------------------------------------------------- runtime options
+
+
+def section_runtime_options(ctx: Context, rows: list[dict]) -> None:
+    """``runtime.channels_last`` against the default layout: train step and inference, paired
+    rounds (``benchmarks/runtime_options.py``; compilation is left to that script)."""
+    p = ctx.plan
+    values = {"model": p.model, "size": p.size, "batch": p.batch, "classes": p.classes,
+              "amp": ctx.amp, "device": ctx.device, "warmup": p.warmup, "iters": p.iters,
+              "rounds": p.rounds}  # fmt: skip
+    args = runtime_options.parse_args([f"--{k}={v}" for k, v in values.items()])
+    torch.manual_seed(0)
+    init = make_model(p.model, p.classes)
+    cands = [runtime_options.setup(init, name, args) for name in ("baseline", "channels_last")]
+    for r in range(p.rounds):
+        for cand in cands if r % 2 == 0 else cands[::-1]:
+            runtime_options.measure_round(cand, args)
+    base, cl = cands
+    tag = f"{p.model}, {p.size}x{p.size}"
+    for what, key in (("train step", "train_ms"), ("inference", "infer_ms")):
+        ratio = runtime_options.paired_ratio(getattr(cl, key), getattr(base, key))
+        ms = [float(np.median(getattr(c, key))) for c in cands]
+        value = f"{ratio:.3f}x ({ms[1]:.1f} against {ms[0]:.1f} ms)"
+        rows.append(row(f"channels_last / default, {what} ({tag}, {ctx.amp})", value, ratio=ratio))
+
+
 # ----------------------------------------------------------------------------- host syncs
 
 
@@ -660,9 +690,11 @@ def _paused_data(data: Callable, counter: HostSyncCounter) -> Callable:
         while True:
             counter.paused = True
             try:
-                batch = next(batches)
+                batch = next(batches, None)
             finally:
                 counter.paused = False
+            if batch is None:
+                return
             yield batch
 
     return stream
@@ -892,6 +924,7 @@ SECTIONS: dict[str, Callable[[Context, list[dict]], None]] = {
     "memory_bank": section_memory_bank,
     "train_step": section_train_step,
     "inference": section_inference,
+    "runtime_options": section_runtime_options,
     "host_syncs": section_host_syncs,
     "cli": section_cli,
 }

@@ -263,6 +263,7 @@ def alternate_rounds(
             results[name]["pastes"].append(res["pastes_per_iter"])
             results[name]["stored"].append(res["stored_per_iter"])
             print(f"  round {r + 1} {name:6s} {res['s_per_iter'] * 1e3:8.1f} ms/iter", flush=True)
+            del res  # frees the trainer (optimizer state) before the next run's peak is taken
     model.load_state_dict(init_state)
     return results
 

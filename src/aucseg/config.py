@@ -28,8 +28,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from aucseg.data import DATASETS, SAMPLERS
 from aucseg.errors import InputError
 from aucseg.fileio import write_text_atomic
+from aucseg.losses import LOSSES
+from aucseg.models import resolve_model
 
 BEST_METRICS = ("mIoU", "mIoU_tail", "mIoU_middle", "mIoU_head", "mAcc", "aAcc")
 
@@ -122,6 +125,7 @@ class MemoryBankConfig(Section):
     placement: Literal["batch", "sample"] = "batch"
     classes: Literal["tail", "all"] = "tail"  # all = the paper's pixel-level bank ablation
     update: Literal["random", "fifo", "lifo"] = "random"  # random = official replacement
+    storage: Literal["float16", "uint8", "float32"] = "float16"  # float32 = official (exact)
     tail_classes: list[int] | None = None  # None = data.class_groups tail, else official list
     memory_size: int = Field(5, ge=1)
     p_sample: float = Field(1.0, ge=0, le=1)
@@ -330,8 +334,6 @@ def _registry_entry(registry: Mapping[str, Any], name: str, key: str, kind: str)
 
 
 def _resolve_model(m: ModelConfig) -> ModelConfig:
-    from aucseg.models import resolve_model
-
     try:
         factory = resolve_model(m.name)
     except InputError as exc:
@@ -344,8 +346,6 @@ def _resolve_model(m: ModelConfig) -> ModelConfig:
 
 
 def _resolve_loss_term(term: LossTermConfig, index: int) -> LossTermConfig:
-    from aucseg.losses import LOSSES
-
     prefix = f"loss.terms.{index}"
     cls = _registry_entry(LOSSES, term.name, f"{prefix}.name", "loss")
     fixed = FIXED_KEYS[LossTermConfig]
@@ -355,8 +355,6 @@ def _resolve_loss_term(term: LossTermConfig, index: int) -> LossTermConfig:
 
 
 def _resolve_data(d: DataConfig) -> DataConfig:
-    from aucseg.data import DATASETS, SAMPLERS
-
     cls = _registry_entry(DATASETS, d.dataset, "data.dataset", "dataset")
     fixed = FIXED_KEYS[DataConfig]
     what = f"dataset {d.dataset!r}"
@@ -374,8 +372,6 @@ def _resolve_data(d: DataConfig) -> DataConfig:
 def dataset_num_classes(d: DataConfig) -> int | None:
     """The class count the data section defines (``classes`` of ``folder``, or the built-in
     dataset's), or None when the dataset class does not state one."""
-    from aucseg.data import DATASETS
-
     classes = d.options().get("classes")
     if classes is not None:
         return classes if isinstance(classes, int) else len(classes)

@@ -321,6 +321,12 @@ def test_wrong_python_types_are_type_errors(kwargs, match):
         TMemoryBank(6, [1], **kwargs)
 
 
+def test_numpy_integers_are_accepted_as_ids():
+    bank = TMemoryBank(np.int64(6), np.array([3, 1]), memory_size=np.int32(2), seed=np.int64(1))
+    assert bank.tail_classes == [3, 1] and all(type(c) is int for c in bank.tail_classes)
+    assert (bank.num_classes, bank.memory_size, bank.seed) == (6, 2, 1)
+
+
 def test_invalid_inputs_are_rejected():
     bank = TMemoryBank(6, [1])
     image, label = _scene(0)
@@ -350,7 +356,7 @@ def test_batch_mode_on_cuda_matches_cpu():
     labs = torch.stack([s[1] for s in scenes])
     results = []
     for device in ("cpu", "cuda"):
-        bank = BatchTMemoryBank(6, [2, 3], memory_size=2, p_resize=0.5, seed=0)
+        bank = BatchTMemoryBank(6, [2, 3], memory_size=2, p_resize=0.5, seed=0, storage="float32")
         bank(imgs[:3].clone().to(device), labs[:3].clone().to(device))
         assert bank.stats()["stored"] == 6
         out = bank(imgs[3:].clone().to(device), labs[3:].clone().to(device))

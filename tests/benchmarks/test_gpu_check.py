@@ -16,7 +16,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 REFERENCE = Path(os.environ.get("AUCSEG_SHARED", ROOT.parent / "shared")) / "reference"
-SECTIONS = ("reference", "loss", "memory_bank", "train_step", "inference", "host_syncs", "cli")
+SECTIONS = (
+    "reference", "loss", "memory_bank", "train_step", "inference", "runtime_options",
+    "host_syncs", "cli",
+)  # fmt: skip
 
 
 @pytest.fixture

@@ -32,7 +32,15 @@ from aucseg.engine.trainer import StepOptions, Trainer, term_names
 from aucseg.errors import InputError, Interrupted, NonFiniteError
 from aucseg.losses import build_loss
 
-from .tiny import CountingLoss, NaNFrom, NaNGradientAt, SigintAt, TinyNet, TinyScenes
+from .tiny import (
+    CountingLoss,
+    NaNFrom,
+    NaNGradientAt,
+    NaNValueAt,
+    SigintAt,
+    TinyNet,
+    TinyScenes,
+)
 
 
 class ParamSnapshots(HookBase):
@@ -62,12 +70,13 @@ def make_trainer(
     extra_hooks: tuple = (),
     seed: int = 0,
     bank: BatchTMemoryBank | None = None,
+    fused: bool = True,
     **options,
 ) -> Trainer:
     """A trainer wired as :func:`aucseg.engine.build.build_hooks` wires a real run."""
     torch.manual_seed(seed)
     model = TinyNet()
-    optimizer = build_adamw(model, lr=lr, weight_decay=weight_decay, fused=True)
+    optimizer = build_adamw(model, lr=lr, weight_decay=weight_decay, fused=fused)
     scheduler = PolyWarmupScheduler(optimizer, max_iters, warmup_iters=2, warmup_ratio=0.1)
     dataset = TinyScenes()
     logger = TrainLogger(work_dir, max_iters, tensorboard=False, progress=False)
@@ -108,6 +117,17 @@ def last_state(work_dir: Path, name: str = "last.pth") -> dict:
 def assert_same_params(a, b) -> None:
     for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)
+
+
+def same_values(a, b) -> bool:
+    """Equality of nested dicts/lists of tensors and plain values."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def all_finite(state: dict) -> bool:
@@ -220,11 +240,13 @@ def test_memory_bank_state_resumes_bitwise(tmp_path):
     full.train()
     make_trainer(tmp_path / "cut", max_iters=6, bank=bank()).train(stop_at=3)
     state = last_state(tmp_path / "cut")
-    assert state["memory_bank"]["tail_classes"] == [2, 3]
+    assert state["memory_bank"]["num_classes"] == 4 and any(state["memory_bank"]["memory"])
     resumed = make_trainer(tmp_path / "cut", max_iters=6, bank=bank())
     resumed.load_state_dict(state)
     resumed.train()
     assert_same_params(full.model.parameters(), resumed.model.parameters())
+    a, b = full.memory_bank.state_dict(), resumed.memory_bank.state_dict()
+    assert same_values(a["memory"], b["memory"]) and same_values(a["rng"], b["rng"])
     stats = records(tmp_path / "full", "bank")
     assert [r["iter"] for r in stats] == [2, 4, 6] and all(r["samples"] == 4 for r in stats)
 
@@ -296,6 +318,22 @@ def test_nan_term_stops_naming_term_and_iteration_without_applying_it(tmp_path):
     state = last_state(tmp_path)
     assert state["iteration"] == 2 and all_finite(state)  # the checkpoint of 4 was not written
     assert all(int(s["step"]) == 2 for s in trainer.optimizer.state_dict()["state"].values())
+
+
+@pytest.mark.parametrize("poison", [NaNFrom, NaNValueAt], ids=["nan-gradient", "finite-gradient"])
+@pytest.mark.parametrize(
+    "setting", [{}, {"fused": False}, {"amp": "fp16"}], ids=["fused", "foreach", "fp16-scaler"]
+)
+def test_a_nan_term_is_never_applied(tmp_path, setting, poison):
+    snapshots = ParamSnapshots()
+    trainer = make_trainer(
+        tmp_path, max_iters=4, losses=[CountingLoss(), poison(at=2)], log_interval=4,
+        extra_hooks=(snapshots,), **setting,
+    )  # fmt: skip
+    with pytest.raises(NonFiniteError, match=rf"'{poison.loss_name}'.* at iteration 2"):
+        trainer.train()
+    assert_same_params(snapshots.before[3], snapshots.before[2])  # step 2 changed nothing
+    assert not torch.equal(snapshots.before[2][0], snapshots.before[1][0])  # step 1 did
 
 
 def test_nan_error_names_the_last_good_checkpoint(tmp_path):
@@ -470,8 +508,9 @@ def test_host_reads_recognised():
         (["cross_entropy"], {}),
         (["square_auc", "cross_entropy"], {"grad_clip": 1.0, "accumulation_steps": 2}),
         (["hinge_auc"], {}),
+        (["square_auc", "cross_entropy"], {"amp": "fp16"}),
     ],
-    ids=["ce", "aucseg-clip-accumulation", "hinge"],
+    ids=["ce", "aucseg-clip-accumulation", "hinge", "aucseg-fp16"],
 )
 def test_steady_steps_make_no_host_reads(tmp_path, losses, options):
     dataset = TinyScenes()

@@ -121,3 +121,13 @@ class SigintAt(CountingLoss):
         if self.calls == self.at:
             os.kill(os.getpid(), signal.SIGINT)
         return value
+
+
+class NaNValueAt(CountingLoss):
+    """At call ``at`` the value is NaN while the gradient stays finite (a detached NaN)."""
+
+    loss_name = "loss_value_poison"
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        value = super().forward(logits, target)
+        return value + torch.tensor(float("nan")) if self.calls == self.at else value

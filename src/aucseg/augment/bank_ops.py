@@ -1,8 +1,9 @@
 """Tensor operations of the T-Memory Bank: class boxes, cutting shrunken boxes, storage, pasting.
 
 Everything here works on any device without host syncs (the class boxes of one batch come back
-to the host in one transfer, :func:`class_boxes`), except :func:`class_boxes_cpu`, the fast path
-for one CPU sample (DataLoader workers).
+to the host in one transfer, :func:`class_boxes`), except the fast paths for one CPU sample in a
+DataLoader worker: :func:`class_boxes_cpu` (NumPy) and ``cut_entry(..., host_resize=True)``
+(OpenCV).
 
 Geometry follows the official transform (see :mod:`aucseg.augment.memory_bank`): a crop of size
 (H, W) is shrunk to (int(H·p), int(W·p)), the image bilinear with half-pixel centres (OpenCV

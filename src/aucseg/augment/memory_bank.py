@@ -30,8 +30,9 @@ batch mode) use one :class:`random.Random` per bank, in the same order as the of
 from __future__ import annotations
 
 import math
+import numbers
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,11 +94,11 @@ def _need(ok: bool, name: str, value: Any, allowed: str) -> None:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _memory_classes(num_classes: int, tail_classes: Sequence[int] | None, classes: str) -> list:
@@ -109,9 +110,9 @@ def _memory_classes(num_classes: int, tail_classes: Sequence[int] | None, classe
             "tail_classes is None with classes='tail'; pass tail_classes (e.g. groups.tail of "
             "'aucseg stats') or classes='all' for the bank of every class"
         )
-    if isinstance(tail_classes, str | bytes) or not isinstance(tail_classes, Sequence):
+    if isinstance(tail_classes, str | bytes) or not isinstance(tail_classes, Iterable):
         raise TypeError(f"tail_classes must be a sequence of ints, got {tail_classes!r}")
-    tail = list(tail_classes)
+    tail = [int(c) if _is_int(c) else c for c in tail_classes]
     bad = [c for c in tail if not _is_int(c) or not 0 <= c < num_classes]
     _need(
         not bad and len(set(tail)) == len(tail),
@@ -183,17 +184,18 @@ class _BankBase:
             "storage": (storage, _STORAGES),
         }
         _check_arguments(num_classes, memory_size, p_sample, p_resize, seed, options)
+        num_classes, memory_size = int(num_classes), int(memory_size)
         self._classes = _memory_classes(num_classes, tail_classes, classes)
         self.num_classes = num_classes
         self.tail_classes = None if classes == "all" else list(self._classes)
         self.memory_size = memory_size
         self.p_sample = float(p_sample)
         self.p_resize = float(p_resize)
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self.update = update
         self.classes = classes
         self.storage = storage
-        self._rng = random.Random(seed)
+        self._rng = random.Random(self.seed)
         self._sorted = sorted(self._classes)  # classes are stored in ascending id order
         self._memory: dict[int, list[Entry]] = {c: [] for c in self._classes}
         self._writes: dict[int, int] = dict.fromkeys(self._classes, 0)  # entries ever stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aucseg.data.synthetic import LAYOUTS, make_synthetic
+from aucseg.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,17 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the set and print where it went."""
-    root = make_synthetic(
-        args.root,
-        layout=args.layout,
-        num_train=args.num_train,
-        num_val=args.num_val,
-        height=args.height,
-        width=args.width,
-        num_classes=args.num_classes,
-        zipf_a=args.zipf_a,
-        seed=args.seed,
-    )
+    try:
+        root = make_synthetic(
+            args.root,
+            layout=args.layout,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            height=args.height,
+            width=args.width,
+            num_classes=args.num_classes,
+            zipf_a=args.zipf_a,
+            seed=args.seed,
+        )
+    except ValueError as exc:  # the generator's argument checks name the option and the range
+        raise InputError(str(exc)) from exc
     print(
         f"wrote {args.num_train} train + {args.num_val} val images "
         f"({args.height}x{args.width}, {args.layout} layout) to {root}"

@@ -190,6 +190,7 @@ def build_memory_bank(cfg: Config, seed: int | None = None) -> tuple[Any, Any]:
         "p_resize": mb.p_resize,
         "update": mb.update,
         "classes": mb.classes,
+        "storage": mb.storage,
         "seed": seed,
     }
     if mb.placement == "batch":

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from aucseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from aucseg.dist import all_reduce_sum, get_rank, get_world_size, is_main_process
-from aucseg.engine.inference import inference_views
+from aucseg.engine.inference import inference_views, nmf_generator
 from aucseg.engine.predict import colorize, default_palette, overlay, read_rgb, write_rgb
 from aucseg.metrics import ConfusionMatrix, PairwiseAUC, summarize
 from aucseg.models import set_nmf_generator
@@ -81,7 +81,7 @@ def evaluate(
     the softmax averaged over TTA views (see :mod:`aucseg.engine.inference`); the AUC scores are
     the view-averaged **sigmoid** of the logits (AUCSeg's per-class scores). With
     ``nmf_seed`` the model's NMF generator (if :mod:`aucseg.models` provides
-    ``set_nmf_generator``) is reseeded with ``nmf_seed + index`` before every image, so results
+    ``set_nmf_generator``) is reseeded with ``nmf_seed`` before every image, so results
     do not depend on the number of ranks; afterwards NMF goes back to the global RNG.
 
     Args:
@@ -113,20 +113,11 @@ def evaluate(
     show = Path(show_dir) if show_dir is not None else None
     pal = palette if palette is not None else default_palette(num_classes)
     indices = range(get_rank(), len(dataset), get_world_size())
-    views = {
-        "mode": mode,
-        "crop_size": crop_size,
-        "stride": stride,
-        "scales": scales,
-        "flip": flip,
-        "num_classes": num_classes,
-    }
+    views = {"mode": mode, "crop_size": crop_size, "stride": stride, "scales": scales,
+             "flip": flip, "num_classes": num_classes}  # fmt: skip
     was_training = model.training
     model.to(device).eval()
-    generator = None
-    if nmf_seed is not None:
-        generator = torch.Generator(device=device).manual_seed(int(nmf_seed))
-        set_nmf_generator(model, generator)
+    generator = nmf_generator(model, nmf_seed, device)
     try:
         with torch.inference_mode():
             bar = tqdm(indices, desc="evaluate", disable=not (progress and is_main_process()))
@@ -134,7 +125,7 @@ def evaluate(
                 item = dataset[index]
                 _check_item(item, index)
                 if generator is not None:
-                    generator.manual_seed(int(nmf_seed) + index)
+                    generator.manual_seed(int(nmf_seed))
                 pred = _evaluate_one(model, item, confusion, auc, device, views)
                 if show is not None:
                     _show(item, index, pred, show, pal)

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from aucseg.models import set_nmf_generator
 from aucseg.models.layers import resize_bilinear
 
 MODES: tuple[str, ...] = ("whole", "slide")
@@ -230,3 +231,21 @@ def inference(
         total = scores if total is None else total + scores
         n += 1
     return total / n
+
+
+def nmf_generator(model: nn.Module, seed: int | None, device: str | torch.device):
+    """Give ``model``'s NMF modules a generator seeded with ``seed`` (None: the global RNG).
+
+    Evaluation and prediction reseed it with the same ``seed`` before every image, so an image
+    gets the same bases, logits and prediction through ``aucseg test``, ``aucseg predict`` and
+    :func:`aucseg.engine.predict.predict_image`, on any number of ranks. Release it with
+    ``set_nmf_generator(model, None)`` afterwards.
+
+    Returns:
+        The generator, or None when ``seed`` is None.
+    """
+    if seed is None:
+        return None
+    generator = torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+    set_nmf_generator(model, generator)
+    return generator

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from aucseg.data.classes import default_palette
 from aucseg.data.io import read_image
-from aucseg.engine.inference import inference
+from aucseg.engine.inference import inference, nmf_generator
 from aucseg.errors import InputError
 from aucseg.fileio import write_bytes_atomic
 from aucseg.metrics.plots import save_figure
@@ -178,10 +178,7 @@ def predict_image(
     """
     device = torch.device(device)
     x = model_input(image_rgb, preprocess).to(device)
-    generator = None
-    if nmf_seed is not None:
-        generator = torch.Generator(device=device).manual_seed(int(nmf_seed))
-        set_nmf_generator(model, generator)
+    generator = nmf_generator(model, nmf_seed, device)
     try:
         with torch.inference_mode():
             probs = inference(model, x, image_rgb.shape[:2], **(window or {}))

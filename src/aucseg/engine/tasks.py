@@ -377,14 +377,10 @@ def test(
         )  # fmt: skip
         if dist.is_main_process():
             print(format_table(results))
-            for path, writer in ((out, write_metrics_json), (plot, None)):
-                if path is None:
-                    continue
-                if writer is None:
-                    plot_per_class(results, path, order=build.frequency_order(cfg))
-                else:
-                    writer(path, results)
-                print(f"wrote {path}")
+            if out is not None:
+                print(f"wrote {write_metrics_json(out, results)}")
+            if plot is not None:
+                print(f"wrote {plot_per_class(results, plot, order=build.frequency_order(cfg))}")
         return results
     finally:
         dist.cleanup()

@@ -301,12 +301,21 @@ class Trainer:
             finally:
                 del self.optimizer.found_inf, self.optimizer.grad_scale
         elif self.scaler.is_enabled():
-            # fp16: a NaN/Inf term gives non-finite gradients, which the scaler's own check
-            # skips (on the device for fused optimizers)
+            # fp16: the scaler skips steps with non-finite gradients (on the device for fused
+            # optimizers); a non-finite term with finite gradients is added to its flag
+            self._flag_for_scaler(any_bad)
             self.scaler.step(self.optimizer)
         elif not bool(any_bad):
             self.optimizer.step()
         self.scaler.update()
+
+    def _flag_for_scaler(self, any_bad: torch.Tensor) -> None:
+        """Add the guard's flag to the GradScaler's found-inf flags of this step (set by
+        ``unscale_``), so that ``scaler.step`` skips the update without a host read."""
+        state = self.scaler._per_optimizer_states[id(self.optimizer)]
+        for found in state["found_inf_per_device"].values():  # (1,) float 0/1 per device
+            # a logical or: the fused kernels skip only for a flag of exactly 1
+            torch.maximum(found, any_bad.to(found.device, found.dtype), out=found)
 
     def check_health(self) -> int:
         """Read the device-side guard (one host sync); stop or report skipped steps.
