@@ -139,10 +139,11 @@ def write_config(path: Path, cfg: dict[str, Any]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """One intra-op thread, as the child processes get: on a shared 2-core machine a second
-    thread waiting for a descheduled first one makes SegNeXt-T steps several times slower."""
+    thread waiting for a descheduled first one makes SegNeXt-T steps several times slower.
+    Session scope: set before the session's runs below are made."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
