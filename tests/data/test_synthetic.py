@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,9 +40,11 @@ def test_cityscapes_layout_and_long_tail(tmp_path):
     assert stack.dtype == np.uint8 and stack.shape == (40, 64, 96)
     assert set(np.unique(stack)) <= set(range(19)) | {255}
     counts = np.bincount(stack[stack != 255], minlength=19)
-    # Long tail: the head dwarfs the rarest classes, which still occur.
-    assert counts[0] > 10 * counts[-5:].max()
-    assert counts[:5].sum() > 0.6 * counts.sum()
+    # Long tail: the background dwarfs the rarest classes, which still occur; the 7 rare classes
+    # (the default tail) each hold fewer pixels than any other class, under a tenth together.
+    assert counts[0] == counts.max() and counts[0] > 10 * counts[-7:].max()
+    assert counts[-7:].max() < counts[:-7].min()
+    assert counts[-7:].sum() < 0.1 * counts.sum()
     assert (counts > 0).sum() >= 15
 
 
@@ -76,11 +79,27 @@ def test_same_seed_same_files_and_different_seed_differs(tmp_path):
         ({"num_classes": 1}, "num_classes"),
         ({"height": 4}, "height"),
         ({"zipf_a": 0.0}, "zipf_a"),
+        ({"rare_classes": 18}, "rare_classes"),
+        ({"rare_factor": 0.0}, "rare_factor"),
     ],
 )
 def test_invalid_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_synthetic(tmp_path, **kwargs)
+
+
+def test_rare_classes_step_down(tmp_path):
+    kw = {"num_train": 30, "num_val": 0, "height": 64, "width": 96, "num_classes": 10}
+    flat = make_synthetic(tmp_path / "flat", rare_classes=0, **kw)
+    step = make_synthetic(tmp_path / "step", rare_classes=3, rare_factor=0.1, **kw)
+
+    def counts(root: Path) -> np.ndarray:
+        stack = np.stack([_read(p) for p in sorted((root / "gtFine").rglob("*.png"))])
+        return np.bincount(stack[stack != 255], minlength=10)
+
+    a, b = counts(flat), counts(step)
+    assert b[-3:].sum() < 0.3 * a[-3:].sum()  # the rare classes drop to about a tenth
+    assert json.loads((step / "synthetic.json").read_text())["rare_classes"] == 3
 
 
 def test_command_line_in_process(tmp_path, capsys):

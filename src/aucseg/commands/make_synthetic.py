@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aucseg.data.synthetic import LAYOUTS, make_synthetic
+from aucseg.data.synthetic import DEFAULT_ZIPF_A, LAYOUTS, make_synthetic
 from aucseg.errors import InputError
 
 
@@ -19,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-classes", type=int, default=None, help="classes (default 19 cityscapes, 150 ade20k)"
     )
-    parser.add_argument("--zipf-a", type=float, default=2.0, help="Zipf exponent of class shares")
+    parser.add_argument(
+        "--zipf-a", type=float, default=DEFAULT_ZIPF_A, help="Zipf exponent of class shares"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
 
 
