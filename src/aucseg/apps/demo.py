@@ -37,6 +37,7 @@ from aucseg.data.synthetic import make_synthetic
 from aucseg.engine import tasks
 from aucseg.engine.build import frequency_order
 from aucseg.errors import InputError
+from aucseg.fileio import write_text_atomic
 from aucseg.metrics import (
     aggregate_results,
     format_table,
@@ -274,6 +275,4 @@ def write_report(
         lines += [f"![per-class IoU](per_class_{key}.png)", ""]
         overlays = sorted((out / "predictions" / key).glob("*_overlay.png"))
         lines += [f"![{p.stem}](predictions/{key}/{p.name})" for p in overlays] + [""]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text_atomic(out / "report.md", "\n".join(lines))
