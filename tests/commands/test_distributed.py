@@ -68,7 +68,9 @@ def auc_config(tmp_path_factory, synthetic) -> Path:
 @pytest.mark.parametrize("form", ["pairwise", "official"])
 def test_torchrun_two_processes_train_hinge_auc(form, tmp_path, auc_config):
     work = tmp_path / "run"
-    args = overrides(loss__terms__0__name="hinge_auc", loss__terms__0__form=form)
+    args = overrides(loss__terms__0__name="hinge_auc")  # pairwise: the default form
+    if form == "official":
+        args.append("loss.terms.0.form=official")
     result = _torchrun(work, ["--standalone", "--nproc_per_node", "2"], auc_config, *args)
     assert result.code == 0, result.err[-3000:]
     state = checkpoint(work / "checkpoints" / "last.pth")

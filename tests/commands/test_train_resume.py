@@ -87,3 +87,12 @@ def test_written_files_get_the_normal_mode(tmp_path, capsys, tiny_config):
         os.umask(previous)
     for path in (work / "checkpoints" / "last.pth", work / "config.yaml", work / "log.jsonl"):
         assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_resume_says_that_config_is_not_reread(tmp_path, capsys, tiny_config, tiny_run):
+    work = tmp_path / "run"
+    shutil.copytree(tiny_run, work)
+    result = run_cli(capsys, "train", tiny_config, "--work-dir", work, "--resume",
+                     *overrides(schedule__max_iters=5))  # fmt: skip
+    assert result.code == 0, result.err
+    assert f"{tiny_config} is not re-read" in result.err_lines[0]

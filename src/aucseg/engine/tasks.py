@@ -8,6 +8,7 @@ needs through :mod:`aucseg.engine.build` and runs it. Bad input raises
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,9 @@ def train_config(
     _check_frozen(stored, updated)  # before resolving: another model fails on these options
     cfg = config_from_dict(updated)
     _check_frozen(stored, config_to_dict(cfg))
+    if config is not None:
+        _say(f"note: resuming from the config stored in {path}; {config} is not re-read "
+             f"(change values with --set)")  # fmt: skip
     return _resolved_absolute(cfg), path
 
 
@@ -130,7 +134,8 @@ def _check_frozen(stored: dict[str, Any], new: dict[str, Any]) -> None:
 
 
 def _say(message: str) -> None:
-    if dist.is_main_process():
+    # RANK: torchrun's rank of this process, also before the process group exists
+    if dist.is_main_process() and os.environ.get("RANK", "0") == "0":
         print(message, file=sys.stderr, flush=True)
 
 
