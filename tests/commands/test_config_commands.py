@@ -77,6 +77,7 @@ def test_models_lists_registered_models_with_defaults(capsys):
     assert {"segnext_tiny", "segnext_large", "huggingface"} <= set(rows)
     assert "drop_path_rate=0.1" in rows["segnext_tiny"] and " M " in rows["segnext_tiny"]
     assert "drop_path_rate=0.3" in rows["segnext_large"]
+    assert rows["huggingface"].split()[1:] == ["-", "source"]  # a required option: no count
 
 
 def test_config_prints_resolved_config_with_overrides(capsys, tiny_config):

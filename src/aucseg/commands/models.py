@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+
+import torch
 
 from aucseg.models import MODELS, build_model, count_parameters, model_options
 
@@ -18,17 +21,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _options(name: str) -> str:
-    opts = model_options(name)
-    return ", ".join(f"{k}={p.default!r}" for k, p in opts.items() if p.default is not p.empty)
+def _options(options: dict[str, inspect.Parameter]) -> str:
+    shown = [k if p.default is p.empty else f"{k}={p.default!r}" for k, p in options.items()]
+    return ", ".join(shown) or "-"
+
+
+def _size(name: str, num_classes: int) -> str:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation time
+        model = build_model(name, num_classes)
+    return f"{count_parameters(model) / 1e6:>8.2f} M"
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print name, parameter count and options of each registered model."""
+    """Print name, parameter count and options of each registered model (no count for a model
+    that needs an option, e.g. the ``source`` of ``huggingface``)."""
     for name in MODELS:
-        if name == "huggingface":
-            print(f"{name:<22} {'-':>10}  source=<local save_pretrained dir> (any HF segmentor)")
-            continue
-        params = count_parameters(build_model(name, args.num_classes))
-        print(f"{name:<22} {params / 1e6:>8.2f} M  {_options(name)}")
+        options = model_options(name)
+        required = any(p.default is p.empty for p in options.values())
+        size = f"{'-':>10}" if required else _size(name, args.num_classes)
+        print(f"{name:<22} {size}  {_options(options)}")
     return 0
