@@ -70,10 +70,12 @@ def test_stale_temp_files_are_removed_at_start(tmp_path, capsys, tiny_config, ti
     shutil.copytree(tiny_run, work)
     stale = work / "checkpoints" / f".last.pth.k3j2{TMP_SUFFIX}"
     stale.write_bytes(b"half a checkpoint")
+    stale_log = work / f".log.jsonl.x81q{TMP_SUFFIX}"
+    stale_log.write_text('{"tag": "train", "iter": 1')
     result = run_cli(capsys, "train", "--work-dir", work, "--resume",
                      *overrides(schedule__max_iters=5))  # fmt: skip
     assert result.code == 0, result.err
-    assert not stale.exists()
+    assert not stale.exists() and not stale_log.exists()
     assert checkpoint(work / "checkpoints" / "last.pth")["iteration"] == 5
 
 

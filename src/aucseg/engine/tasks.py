@@ -232,7 +232,8 @@ def train(cfg: Config, work_dir: str | Path, resume_from: Path | None = None) ->
             load_training_state(trainer, resume_from)
         # the work dir changes only once the run is known to start
         if dist.is_main_process():
-            remove_stale_temps(checkpoint_dir(work_dir))
+            for folder in (work_dir, checkpoint_dir(work_dir)):  # left by killed writes
+                remove_stale_temps(folder)
             write_config(cfg, work_dir / "config.yaml")
         for line in start_lines:
             _say(line)
