@@ -211,7 +211,7 @@ def build_trainer(
     trainer.model = model  # checkpoints hold the plain module's weights
     trainer.config = config_to_dict(cfg)
     lines = [_summary_line(cfg, device, model, sizes) + f"; work dir {work_dir}"]
-    return trainer, lines + [f"note: {note}" for note in notes]
+    return trainer, lines + (["note: " + "; ".join(notes)] if notes else [])  # one note line
 
 
 def train(cfg: Config, work_dir: str | Path, resume_from: Path | None = None) -> dict[str, Any]:
