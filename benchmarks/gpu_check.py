@@ -761,7 +761,7 @@ def sync_rows(ctx: Context, config: str, limit: int) -> list[dict]:
         f"runtime.amp={ctx.amp}",
     ]
     cfg, _ = train_config(CONFIGS / f"{config}.yaml", work, overrides)
-    per_step = sync_events(ctx, build_trainer(cfg, work, ctx.device, resume=False))
+    per_step = sync_events(ctx, build_trainer(cfg, work, ctx.device, resume=False)[0])
     plain = {it: ev for it, ev in per_step.items() if 1 < it < steps}
     counts = [len(ev) for ev in plain.values()]
     where = sorted({e for ev in plain.values() for e in ev})
