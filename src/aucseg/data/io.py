@@ -80,14 +80,15 @@ def read_image(path: str | Path) -> np.ndarray:
     path = _existing_file(path, "image")
     # np.fromfile + imdecode instead of imread: works with non-ASCII paths on every platform.
     data = np.fromfile(path, dtype=np.uint8)
+    # check a truncated file before decoding it: the decoders print their own stderr lines
+    if data.size and not _ends_cleanly(data):
+        _check_complete(data.tobytes(), path)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise InputError(
             f"cannot decode image file {path}: it is empty, truncated, corrupt or not an "
             "image; re-download or remove it"
         )
-    if not _ends_cleanly(data):
-        _check_complete(data.tobytes(), path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

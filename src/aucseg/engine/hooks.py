@@ -187,16 +187,16 @@ class CheckpointHook(HookBase):
         self.interval, self.keep_iter = interval, keep_iter
 
     def save(self, *names: str) -> Path | None:
-        """Write the trainer state as each of ``names`` (rank 0); return the first path."""
+        """Write the trainer state as each of ``names`` (rank 0 writes); return the first path."""
         t = self.trainer
         t.check_health()
         if not t.parameters_finite():
             raise NonFiniteError("a model parameter", t.iteration, t.last_checkpoint)
-        if not dist.is_main_process():
-            return None
-        state = t.state_dict()
-        paths = [save_atomic(state, self.dir / n) for n in names]
-        return paths[0]
+        if dist.is_main_process():  # one writer; every rank knows the path
+            state = t.state_dict()
+            for name in names:
+                save_atomic(state, self.dir / name)
+        return self.dir / names[0]
 
     def after_step(self) -> None:
         """Save at checkpoint iterations; every rank waits for rank 0."""

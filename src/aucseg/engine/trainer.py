@@ -372,6 +372,7 @@ class Trainer:
                 self._call("after_step")
             self.check_health()
         finally:
+            self._data_iter = iter(())  # release the loader's workers now, not at exit
             for hook in self.hooks:
                 summary.update(hook.after_train() or {})
         return {"iteration": self.iteration, "last_checkpoint": self.last_checkpoint, **summary}
