@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from aucseg.errors import InputError
+from aucseg.fileio import atomic_write
 
 __all__ = ["MissingFileError", "read_image", "read_label", "write_label"]
 
@@ -146,5 +147,5 @@ def write_label(path: str | Path, label: np.ndarray) -> None:
         )
     if path.suffix.lower() != ".png":
         raise InputError(f"label files are written as PNG; got suffix {path.suffix!r} in {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8)).save(path, format="PNG")
+    image = Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8))
+    atomic_write(path, lambda f: image.save(f, format="PNG"))

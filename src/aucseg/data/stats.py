@@ -28,6 +28,7 @@ import numpy as np
 
 from aucseg.data.io import MissingFileError, read_label
 from aucseg.errors import InputError
+from aucseg.fileio import atomic_write, write_text_atomic
 
 __all__ = [
     "TAIL_FRACTIONS",
@@ -277,10 +278,7 @@ def save_class_stats(
             for name, d in zip(stats.image_names, stats.image_class_pixels, strict=True)
         ]
         text = text[: -len("\n}")] + ',\n "images": [\n  ' + ",\n  ".join(rows) + "\n ]\n}"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n")
-    return path
+    return write_text_atomic(path, text + "\n")
 
 
 def _check_groups(groups: Mapping[str, Sequence[int]], num_classes: int) -> None:
@@ -397,11 +395,10 @@ def plot_class_stats(
     ax.legend(handles, labels)
     ax.set_title(title or "class frequencies")
     fig.tight_layout()
-    path_png = Path(path_png)
-    path_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path_png, dpi=100)
-    plt.close(fig)
-    return path_png
+    try:
+        return atomic_write(path_png, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def write_class_stats(

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from aucseg.errors import InputError
+from aucseg.fileio import write_text_atomic
 
 REQUIRED_KEYS: tuple[str, ...] = ("aAcc", "mIoU", "mAcc", "per_class")
 SUMMARY_KEYS: tuple[str, ...] = (
@@ -79,11 +80,8 @@ def write_metrics_json(path: str | Path, results: Mapping) -> Path:
     Raises:
         TypeError: a value that cannot be written as JSON.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_json_safe(results), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    return write_text_atomic(path, text + "\n")
 
 
 def _is_number(value: object) -> bool:

@@ -15,11 +15,9 @@ registry. Every unusable file raises :class:`~aucseg.errors.CheckpointError` wit
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,10 +26,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from aucseg.errors import CheckpointError
+from aucseg.fileio import atomic_write, write_bytes_atomic
 from aucseg.models.adapter import SegmentorAdapter
 
 __all__ = [
@@ -435,21 +434,12 @@ def save_checkpoint_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(meta or {})
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix == ".safetensors":
-            metadata = {"aucseg_meta": json.dumps(meta, default=str)}
-            if config is not None:
-                metadata["aucseg_config"] = json.dumps(dict(config), default=str)
-            save_file(tensors, tmp, metadata=metadata)
-        else:
-            obj: dict[str, Any] = {"model": tensors, "meta": meta}
-            if config is not None:
-                obj["config"] = dict(config)
-            torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    if path.suffix == ".safetensors":
+        metadata = {"aucseg_meta": json.dumps(meta, default=str)}
+        if config is not None:
+            metadata["aucseg_config"] = json.dumps(dict(config), default=str)
+        return write_bytes_atomic(path, save_safetensors(tensors, metadata=metadata))
+    obj: dict[str, Any] = {"model": tensors, "meta": meta}
+    if config is not None:
+        obj["config"] = dict(config)
+    return atomic_write(path, lambda f: torch.save(obj, f))
