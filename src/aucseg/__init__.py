@@ -4,6 +4,6 @@ Implements AUCSeg (Han et al., "AUCSeg: AUC-oriented Pixel-level Long-tail Seman
 Segmentation", NeurIPS 2024, arXiv:2409.20398) as a modern PyTorch package.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]
