@@ -26,7 +26,7 @@ from torch import nn
 
 from aucseg import dist
 from aucseg.data.samplers import sample_seed
-from aucseg.engine.checkpoint import get_rng_state, make_checkpoint, set_rng_state
+from aucseg.engine.checkpoint import make_checkpoint, set_rng_state
 from aucseg.errors import InputError, Interrupted, NonFiniteError
 from aucseg.losses.validation import input_checks
 
@@ -388,6 +388,5 @@ __all__ = [
     "NonFiniteError",
     "StepOptions",
     "Trainer",
-    "get_rng_state",
     "term_names",
 ]
