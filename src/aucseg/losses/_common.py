@@ -18,8 +18,12 @@ import torch
 from torch import nn
 
 from aucseg.errors import InputError
-from aucseg.losses.auc import check_ignore_index, check_loss_weight, check_num_classes
-from aucseg.losses.validation import validate_inputs
+from aucseg.losses.validation import (
+    check_ignore_index,
+    check_loss_weight,
+    check_num_classes,
+    validate_inputs,
+)
 
 __all__ = [
     "PixelLoss",
