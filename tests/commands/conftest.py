@@ -2,7 +2,8 @@
 
 Every test here drives ``aucseg`` through its command line: :func:`run_cli` calls
 ``aucseg.cli.main`` in this process, :func:`run_subprocess` starts ``python -m aucseg`` where a
-separate process is needed (signals, DataLoader workers, torchrun). The data are written once
+separate process is needed (signals, DataLoader workers); distributed runs start through
+``tests/conftest.py``'s ``torchrun`` with :func:`subprocess_env`. The data are written once
 per session by ``aucseg make-synthetic`` (8 train / 4 val scenes, 64x128, 19 classes).
 
 Two models keep runs short: ``segnext_tiny`` where the real model matters, and the small
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,13 +75,6 @@ def run_subprocess(*argv: Any, timeout: float = 300) -> Result:
         timeout=timeout,
     )  # fmt: skip
     return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for torchrun's rendezvous)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def overrides(**values: Any) -> list[str]:

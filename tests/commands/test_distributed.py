@@ -1,24 +1,21 @@
 """Distributed training through the real command line: 2 gloo processes on the CPU.
 
-Every run launches the installed entry point itself, ``torchrun ... -m aucseg train``: one
-node with two processes, or two single-process nodes rendezvousing on a local port. There are
-no worker scripts; what a rank does is what ``aucseg train`` does.
+Every run launches the installed entry point itself, ``torchrun ... -m aucseg train``, through
+the suite's one launcher (``tests/conftest.py``): one node with two processes, or two
+single-process nodes rendezvousing on a local port. There are no worker scripts; what a rank
+does is what ``aucseg train`` does.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ..conftest import Launch, torchrun
 from .conftest import (
-    Result,
     checkpoint,
-    free_port,
     log_records,
     overrides,
     small_config,
@@ -27,33 +24,15 @@ from .conftest import (
 )
 
 pytestmark = pytest.mark.distributed
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 
 
-def _torchrun(work: Path, launcher: list[str], *argv) -> Result:
-    """``torchrun LAUNCHER -m aucseg train ... --work-dir WORK``, retried once in a clean work
-    dir (the rendezvous of a loaded machine can time out)."""
-    errors = []
-    for _ in range(2):
-        shutil.rmtree(work, ignore_errors=True)
-        cmd = [
-            *TORCHRUN,
-            *launcher,
-            "-m",
-            "aucseg",
-            "train",
-            *map(str, argv),
-            "--work-dir",
-            str(work),
-        ]
-        proc = subprocess.run(
-            cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300
-        )
-        result = Result(proc.returncode, proc.stdout, proc.stderr)
-        if "rendezvous" not in proc.stderr.lower() or result.code == 0:
-            return result
-        errors.append(proc.stderr[-2000:])
-    pytest.fail("torchrun could not rendezvous twice:\n" + "\n----\n".join(errors))
+def _train(work: Path, *argv, nproc: int = 2, nnodes: int = 1, check: bool = True) -> Launch:
+    """``torchrun -m aucseg train ARGV --work-dir WORK`` on ``nnodes`` x ``nproc`` processes;
+    unless ``check`` is false, every launcher must exit 0. A retry starts in a clean work dir."""
+    return torchrun(
+        "-m", "aucseg", "train", *argv, "--work-dir", work,
+        nproc=nproc, nnodes=nnodes, env=subprocess_env(), clean=work, check=check,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +49,7 @@ def test_torchrun_two_processes_train_hinge_auc(form, tmp_path, auc_config):
     args = overrides(loss__terms__0__name="hinge_auc")  # pairwise: the default form
     if form == "official":
         args.append("loss.terms.0.form=official")
-    result = _torchrun(work, ["--standalone", "--nproc_per_node", "2"], auc_config, *args)
-    assert result.code == 0, result.err[-3000:]
+    result = _train(work, auc_config, *args)
     state = checkpoint(work / "checkpoints" / "last.pth")
     assert state["iteration"] == 2 and state["meta"]["world_size"] == 2
     assert state["config"]["loss"]["terms"][0]["form"] == form
@@ -90,7 +68,7 @@ def test_nan_on_one_rank_stops_every_rank(tmp_path, auc_config):
     work = tmp_path / "run"
     args = overrides(model__poison_rank=1, model__poison_step=2, runtime__checkpoint_interval=1,
                      schedule__max_iters=4, evaluation__interval=0)  # fmt: skip
-    result = _torchrun(work, ["--standalone", "--nproc_per_node", "2"], auc_config, *args)
+    result = _train(work, auc_config, *args, check=False)
     assert result.code != 0
     # both ranks stop at the same iteration, and neither hangs (their lines may interleave)
     assert result.err.count("became non-finite at iteration 2;") == 2, result.err[-3000:]
@@ -99,15 +77,7 @@ def test_nan_on_one_rank_stops_every_rank(tmp_path, auc_config):
 
 def test_two_nodes_train_evaluate_and_checkpoint(tmp_path, auc_config):
     work = tmp_path / "run"
-    port = free_port()
-    procs = []
-    for rank in (0, 1):
-        cmd = [*TORCHRUN, "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
-               "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "aucseg", "train",
-               str(auc_config), "--work-dir", str(work)]  # fmt: skip
-        procs.append(subprocess.Popen(cmd, env=subprocess_env(), stderr=subprocess.PIPE, text=True))
-    errors = [proc.communicate(timeout=300)[1] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0], "\n----\n".join(e[-2000:] for e in errors)
+    _train(work, auc_config, nproc=1, nnodes=2)  # both launchers exit 0
     state = checkpoint(work / "checkpoints" / "last.pth")
     assert state["iteration"] == 2 and state["meta"]["world_size"] == 2
     val = log_records(work, "val")

@@ -1,6 +1,7 @@
-"""One gloo rank for test_distributed.py: synced losses and a DDP step on this rank's shard.
+"""One gloo rank of ``tests/losses/test_distributed.py``: synced losses and a DDP step.
 
-Run as ``python _dist_worker.py OUT_DIR`` with torchrun-style RANK/WORLD_SIZE/MASTER_* set.
+Run as ``torchrun --nproc_per_node 2 synced_losses.py OUT_DIR``; rank ``r`` writes
+``OUT_DIR/rank<r>.pt``. The test imports the batch and the variants from here.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from aucseg import dist
 from aucseg.losses import build_loss
 
 NUM_CLASSES = 5
@@ -53,7 +54,7 @@ def run(out_dir: Path) -> None:
     The variants switch sync on by attribute; the DDP step passes ``sync=True`` to the
     constructor, so both ways are checked against the global batch.
     """
-    dist.init_distributed("gloo")
+    dist.init_process_group("gloo")  # rank, world size and rendezvous from torchrun
     rank, world = dist.get_rank(), dist.get_world_size()
     logits, target, images = make_global_batch()
     part = shard(rank, world, logits.shape[0])
@@ -75,7 +76,7 @@ def run(out_dir: Path) -> None:
     results["ddp_bias_grad"] = model.bias.grad
     torch.save(results, out_dir / f"rank{rank}.pt")
     dist.barrier()
-    dist.cleanup()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
