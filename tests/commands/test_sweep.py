@@ -81,7 +81,9 @@ def test_two_configs_two_seeds_then_resume(tmp_path, data_root, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoints/last.pth")}
     stamps |= {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/metrics.json")}
     assert _sweep(out, data_root, "--seeds", "0", "1", "--iterations", "2") == 0
-    assert table in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert table in again
+    assert again.count("already trained to iteration 2: not trained again") == 4
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     rerun = json.loads((out / "summary.json").read_text())
     assert {r["status"] for r in rerun["runs"]} == {"done"}

@@ -259,6 +259,8 @@ def sweep(
     for i, run in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run.label} seed {run.seed} -> {run.work_dir}", flush=True)
         train_run(run, run_overrides(run, overrides, iterations))
+        if run.status == "done":
+            print(f"  already trained to iteration {run.iterations}: not trained again")
         results.append(test_run(run, list(test_overrides)))
     return write_summary(out, runs, results, summary)
 
