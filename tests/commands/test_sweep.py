@@ -81,21 +81,29 @@ def test_two_configs_two_seeds_then_resume(tmp_path, data_root, capsys):
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/checkpoints/last.pth")}
     stamps |= {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/metrics.json")}
     assert _sweep(out, data_root, "--seeds", "0", "1", "--iterations", "2") == 0
-    assert table in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert table in again
+    assert again.count("already trained to iteration 2: not trained again") == 4
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     rerun = json.loads((out / "summary.json").read_text())
     assert {r["status"] for r in rerun["runs"]} == {"done"}
     assert all(r["train_s"] == 0 and r["test_s"] == 0 for r in rerun["runs"])
 
-    # a longer budget continues every run from its last.pth and evaluates it again
-    assert _sweep(out, data_root, "--seeds", "0", "1", "--iterations", "3") == 0
+    # a longer budget continues the runs from their last.pth and evaluates them again; a
+    # summary of its own name leaves the first one as it was
+    first = (out / "summary.md").read_text()
+    assert _sweep(out, data_root, "--seeds", "1", "--iterations", "3", "--summary", "long") == 0
     capsys.readouterr()
-    longer = json.loads((out / "summary.json").read_text())
-    assert {r["status"] for r in longer["runs"]} == {"resumed"}
+    longer = json.loads((out / "long.json").read_text())
+    assert [r["status"] for r in longer["runs"]] == ["resumed", "resumed"]
+    assert [m["runs"] for m in longer["methods"]] == [1, 1]
     for label in CONFIGS:
+        assert _iteration(out / label / "seed0") == 2
         run = out / label / "seed1"
         assert _iteration(run) == 3
         assert load_metrics_json(run / "metrics.json")["provenance"]["iteration"] == 3
+    assert (out / "summary.md").read_text() == first
+    assert (out / "long.md").is_file() and (out / "long.png").is_file()
 
 
 def compare_run_output(out: Path, capsys) -> str:
@@ -129,10 +137,12 @@ def test_bad_config_fails_before_any_run(tmp_path, data_root, capsys):
     assert not (out / CONFIGS[0]).exists()
 
 
-def test_bad_iterations(tmp_path, capsys):
+def test_bad_iterations_and_summary_name(tmp_path, capsys):
     code = main(["sweep", CONFIGS[0], "--out", str(tmp_path), "--iterations", "0"])
     assert code == 2
     assert "--iterations must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["sweep", CONFIGS[0], "--out", str(tmp_path), "--summary", "a/b"]) == 2
+    assert "--summary 'a/b' must be a plain file name" in capsys.readouterr().err
 
 
 # Every shipped config for the generated scenes: what its name promises, on one recipe.

@@ -53,7 +53,7 @@ RUNS: tuple[tuple[str, str, str], ...] = (
     ("aucseg", "synthetic_aucseg_segnext_t", "AUCSeg"),
 )
 #: Training iterations of every run (batch 4, 128x128 crops).
-DEMO_ITERATIONS = 400
+DEMO_ITERATIONS = 300
 #: Overrides of every run: the final evaluation is the only one.
 DEMO_OVERRIDES = ("evaluation.interval=0",)
 SUMMARY_KEYS = ("mIoU", "mIoU_head", "mIoU_middle", "mIoU_tail", "mAcc", "aAcc", "AUC")

@@ -3,7 +3,8 @@
 Every config is trained once per seed into ``DIR/<config>/seed<k>`` (``runtime.seed=k``), its
 last checkpoint is evaluated into ``DIR/<config>/seed<k>/metrics.json`` with the config name as
 method label, and the runs are aggregated as ``aucseg compare`` does: mean ± sample std per
-config, printed and written to ``DIR/summary.md``, ``DIR/summary.json`` and ``DIR/summary.png``.
+config, printed and written to ``DIR/summary.md``, ``DIR/summary.json`` and ``DIR/summary.png``
+(``--summary NAME`` names them ``NAME.*``, so two sweeps that share runs keep both tables).
 
 A sweep resumes: a run whose ``last.pth`` already reached ``schedule.max_iters`` is not trained
 again, a run stopped part-way continues from its ``last.pth`` (``aucseg train --resume``), and a
@@ -72,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="sweep folder (created if missing)")
     parser.add_argument(
         "--iterations", type=int, default=None, help="iterations per run (schedule.max_iters)"
+    )
+    parser.add_argument(
+        "--summary",
+        default="summary",
+        metavar="NAME",
+        help="file name of the comparison: OUT/NAME.md, .json, .png (default summary); two "
+        "sweeps that share runs in one OUT keep their own comparison",
     )
     add_runtime_arguments(parser)
     add_set_argument(parser)
@@ -186,8 +194,10 @@ def runs_table(runs: Sequence[SweepRun]) -> str:
     return "\n".join(lines)
 
 
-def write_summary(out: Path, runs: Sequence[SweepRun], results: Sequence[dict]) -> dict:
-    """Aggregate the runs by label; print and write summary.md, summary.json, summary.png.
+def write_summary(
+    out: Path, runs: Sequence[SweepRun], results: Sequence[dict], name: str = "summary"
+) -> dict:
+    """Aggregate the runs by label; print and write ``NAME.md``, ``NAME.json``, ``NAME.png``.
 
     Returns:
         The aggregate dict (``aucseg compare --out-json``'s) with the ``runs`` records added.
@@ -202,13 +212,13 @@ def write_summary(out: Path, runs: Sequence[SweepRun], results: Sequence[dict]) 
         means = [aggregate_means(m) for m in methods]
         parts += ["", "```", compare_results(*means, labels=pair), "```"]
     parts += ["", "## Per-class IoU", "", format_aggregate_per_class(aggregate)]
-    parts += ["", "## Runs", "", runs_table(runs), "", "![summary](summary.png)", ""]
+    parts += ["", "## Runs", "", runs_table(runs), "", f"![{name}]({name}.png)", ""]
     print(table)
     aggregate["runs"] = [{**asdict(r), "work_dir": str(r.work_dir)} for r in runs]
-    write_text_atomic(out / "summary.md", "\n".join(parts))
-    write_metrics_json(out / "summary.json", aggregate)
-    plot_aggregate(aggregate, out / "summary.png")
-    print(f"wrote {out / 'summary.md'}, summary.json, summary.png")
+    write_text_atomic(out / f"{name}.md", "\n".join(parts))
+    write_metrics_json(out / f"{name}.json", aggregate)
+    plot_aggregate(aggregate, out / f"{name}.png")
+    print(f"wrote {out / name}.md, {name}.json, {name}.png")
     return aggregate
 
 
@@ -219,6 +229,7 @@ def sweep(
     overrides: Sequence[str] = (),
     iterations: int | None = None,
     test_overrides: Sequence[str] = (),
+    summary: str = "summary",
 ) -> dict[str, Any]:
     """Train and test every config x seed under ``out``, then aggregate (see module docstring).
 
@@ -229,15 +240,18 @@ def sweep(
         overrides: ``key=value`` overrides for every run.
         iterations: ``schedule.max_iters`` of every run (default: each config's).
         test_overrides: overrides applied to the stored config when evaluating (device).
+        summary: file name (no suffix) of the comparison files in ``out``.
 
     Returns:
-        The aggregate dict written to ``out/summary.json``.
+        The aggregate dict written to ``out/<summary>.json``.
 
     Raises:
         InputError: bad arguments or configs (before any run starts).
     """
     if iterations is not None and iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {iterations}")
+    if not summary or Path(summary).name != summary:
+        raise InputError(f"--summary {summary!r} must be a plain file name, e.g. summary")
     out = check_writable_dir(Path(out), "--out")
     runs = plan_runs(configs, seeds, out)
     check_configs(runs, overrides, iterations)
@@ -245,13 +259,15 @@ def sweep(
     for i, run in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run.label} seed {run.seed} -> {run.work_dir}", flush=True)
         train_run(run, run_overrides(run, overrides, iterations))
+        if run.status == "done":
+            print(f"  already trained to iteration {run.iterations}: not trained again")
         results.append(test_run(run, list(test_overrides)))
-    return write_summary(out, runs, results)
+    return write_summary(out, runs, results, summary)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep; print the comparison table."""
     overrides = runtime_overrides(args)
     device = [f"runtime.device={args.device}"] if args.device else []
-    sweep(args.configs, args.seeds, args.out, overrides, args.iterations, device)
+    sweep(args.configs, args.seeds, args.out, overrides, args.iterations, device, args.summary)
     return 0
