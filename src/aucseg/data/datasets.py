@@ -280,7 +280,39 @@ def _check_root(root: str | Path, cls: type[SegDataset]) -> Path:
     return root
 
 
-class ADE20KDataset(SegDataset):
+class BuiltinDataset(SegDataset):
+    """A benchmark dataset: its layout is class constants, its constructor takes the root.
+
+    Subclasses set ``CLASSES``, ``PALETTE``, ``SPLITS`` (the first is the default split) and
+    ``LAYOUT = (image folder, label folder, image suffix, label suffix)`` below ``root/``, each
+    folder holding one sub-folder per split, plus ``REDUCE_ZERO_LABEL``.
+
+    Args:
+        root: the dataset folder. split: one of ``SPLITS`` (default the first).
+        transforms: callable applied to each item. check_labels: see :class:`SegDataset`.
+    """
+
+    LAYOUT: ClassVar[tuple[str, str, str, str]] = ("images", "annotations", ".jpg", ".png")
+    REDUCE_ZERO_LABEL: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        transforms: Transform | None = None,
+        check_labels: bool = True,
+    ) -> None:
+        split = self.SPLITS[0] if split is None else split
+        _check_split(type(self), split)
+        root = _check_root(root, type(self))
+        img_dir, ann_dir, img_suffix, seg_suffix = self.LAYOUT
+        samples = scan_pairs(root / img_dir / split, root / ann_dir / split, img_suffix, seg_suffix)
+        super().__init__(
+            samples, self.CLASSES, None, self.REDUCE_ZERO_LABEL, transforms, check_labels
+        )
+
+
+class ADE20KDataset(BuiltinDataset):
     """ADE20K / SceneParsing (150 classes): ``root/{images,annotations}/{split}``, .jpg/.png.
 
     ``root`` is the ``ADEChallengeData2016`` folder. Stored ids are 0 (other) and 1..150; with
@@ -291,21 +323,10 @@ class ADE20KDataset(SegDataset):
     PALETTE = ADE20K_PALETTE
     SPLITS = ("training", "validation")
     LABEL_FIX = "ADE20K labels store 0 (other) and 1..150; re-extract the annotations"
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "training",
-        transforms: Transform | None = None,
-        check_labels: bool = True,
-    ) -> None:
-        _check_split(type(self), split)
-        root = _check_root(root, type(self))
-        samples = scan_pairs(root / "images" / split, root / "annotations" / split, ".jpg", ".png")
-        super().__init__(samples, self.CLASSES, None, True, transforms, check_labels)
+    REDUCE_ZERO_LABEL = True
 
 
-class CityscapesDataset(SegDataset):
+class CityscapesDataset(BuiltinDataset):
     """Cityscapes (19 classes): ``root/leftImg8bit/{split}/<city>/*_leftImg8bit.png`` with
     ``root/gtFine/{split}/<city>/*_gtFine_labelTrainIds.png`` (255 = ignore)."""
 
@@ -316,46 +337,17 @@ class CityscapesDataset(SegDataset):
     CROP_SIZE = (1024, 1024)
     TEST_IMG_SCALE = (2048, 1024)
     TEST_SIZE_DIVISOR = None
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        transforms: Transform | None = None,
-        check_labels: bool = True,
-    ) -> None:
-        _check_split(type(self), split)
-        root = _check_root(root, type(self))
-        samples = scan_pairs(
-            root / "leftImg8bit" / split,
-            root / "gtFine" / split,
-            "_leftImg8bit.png",
-            "_gtFine_labelTrainIds.png",
-        )
-        super().__init__(samples, self.CLASSES, None, False, transforms, check_labels)
+    LAYOUT = ("leftImg8bit", "gtFine", "_leftImg8bit.png", "_gtFine_labelTrainIds.png")
 
 
-class COCOStuffDataset(SegDataset):
+class COCOStuffDataset(BuiltinDataset):
     """COCO-Stuff164k (171 classes): ``root/images/{split}/*.jpg`` with
     ``root/annotations/{split}/*_labelTrainIds.png`` (255 = ignore)."""
 
     CLASSES = COCO_STUFF_CLASSES
     PALETTE = COCO_STUFF_PALETTE
     SPLITS = ("train2017", "val2017")
-
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train2017",
-        transforms: Transform | None = None,
-        check_labels: bool = True,
-    ) -> None:
-        _check_split(type(self), split)
-        root = _check_root(root, type(self))
-        samples = scan_pairs(
-            root / "images" / split, root / "annotations" / split, ".jpg", "_labelTrainIds.png"
-        )
-        super().__init__(samples, self.CLASSES, None, False, transforms, check_labels)
+    LAYOUT = ("images", "annotations", ".jpg", "_labelTrainIds.png")
 
 
 def _class_names(classes: list[str] | int) -> list[str]:
