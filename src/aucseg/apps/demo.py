@@ -24,6 +24,7 @@ CPU cores.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,7 @@ def run_method(
     start = time.perf_counter()
     tasks.train(cfg, work_dir)
     train_s = time.perf_counter() - start
+    gc.collect()  # the finished trainer sits in a reference cycle with its loader workers
     checkpoint = work_dir / "checkpoints" / "last.pth"
     start = time.perf_counter()
     metrics = tasks.test(cfg, checkpoint, label=label)

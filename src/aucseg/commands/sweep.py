@@ -16,6 +16,7 @@ go one after the other in this process, through :mod:`aucseg.engine.tasks`.
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -150,6 +151,7 @@ def train_run(run: SweepRun, overrides: list[str]) -> Config:
         start = time.perf_counter()
         summary = tasks.train(cfg, run.work_dir, resume_from)
         run.train_s = time.perf_counter() - start
+        gc.collect()  # the finished trainer sits in a reference cycle with its loader workers
         run.iterations = int(summary.get("iteration", run.iterations))
     return cfg
 
