@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# two test processes (the 2-core CI machine), one intra-op thread each
 test: venv
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2
 
 lint: venv
 	$(PY) -m ruff check src tests benchmarks

@@ -37,7 +37,10 @@ LAUNCH_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RA
 # what a launch that lost its port or its rendezvous prints (then one retry on a new port)
 RETRY_MARKERS = ("rendezvous", "address already in use", "eaddrinuse")
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# one intra-op thread per process when pytest-xdist runs several test processes (make test)
+torch.set_num_threads(
+    1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1))
+)
 
 
 @pytest.fixture(scope="session")
