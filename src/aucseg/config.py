@@ -46,8 +46,6 @@ ENGINE_SAMPLER_PARAMS = frozenset(
     {"size", "seed", "rank", "world_size", "start", "image_class_pixels"}
 )
 
-PositiveInt = Field(ge=1)
-
 
 class Section(BaseModel):
     """A config section: unknown keys are refused, values are validated on assignment."""

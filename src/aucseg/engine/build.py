@@ -21,7 +21,6 @@ from aucseg import dist
 from aucseg.augment import BatchTMemoryBank, MemoryBankTransform, TMemoryBank
 from aucseg.config import Config
 from aucseg.data import (
-    DATASETS,
     OFFICIAL_TAIL_CLASSES,
     build_dataset,
     make_train_loader,
@@ -382,7 +381,6 @@ def build_hooks(
 
 
 __all__ = [
-    "DATASETS",
     "build_evaluate_fn",
     "build_hooks",
     "build_losses",
