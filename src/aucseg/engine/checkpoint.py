@@ -39,8 +39,13 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> Path:
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+def load_checkpoint_file(
+    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
+) -> dict:
     """Load a checkpoint dict with ``torch.load(weights_only=True)``.
+
+    ``mmap=True`` maps the tensors instead of reading them, for callers that only need the
+    plain entries (the config, the iteration) of a large file.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -52,7 +57,7 @@ def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "c
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError, ...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CheckpointError(

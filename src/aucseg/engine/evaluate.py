@@ -80,8 +80,8 @@ def evaluate(
     count are all-reduced, so every rank returns the full result. Predictions are the argmax of
     the softmax averaged over TTA views (see :mod:`aucseg.engine.inference`); the AUC scores are
     the view-averaged **sigmoid** of the logits (AUCSeg's per-class scores). With
-    ``nmf_seed`` the model's NMF generator (if :mod:`aucseg.models` provides
-    ``set_nmf_generator``) is reseeded with ``nmf_seed`` before every image, so results
+    ``nmf_seed`` the model's NMF generator (:func:`aucseg.models.set_nmf_generator`) is
+    reseeded with ``nmf_seed`` before every image (as prediction does), so results
     do not depend on the number of ranks; afterwards NMF goes back to the global RNG.
 
     Args:

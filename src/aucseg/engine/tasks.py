@@ -103,7 +103,7 @@ def train_config(
             raise InputError("give a CONFIG (a YAML file or a shipped config name)")
         return _resolved_absolute(load_config(config, overrides)), None
     path = resolve_resume_path(resume, work_dir)
-    state = load_checkpoint_file(path)
+    state = load_checkpoint_file(path, mmap=True)  # the weights are read by the trainer
     check_training_checkpoint(state, path)
     stored = state.get("config")
     if not isinstance(stored, dict):
